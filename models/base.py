@@ -1,0 +1,190 @@
+"""The one protocol every online model follows, and the per-user state they read.
+
+Models are pure: no I/O, picklable, constructors take hyperparameters only. A model learns
+one interaction at a time (``learn_one``) and proposes candidates for a user (``recommend``).
+The user's state (history, session, content profile) is passed in, not stored by the model,
+because it lives in Redis between events; ``state/`` persists it, ``models/`` only reads and
+updates it in memory.
+
+>>> user = UserState("u1")
+>>> user.observe("i1", ts=10.0)
+>>> user.observe("i2", ts=20.0)
+>>> user.interactions, user.recent, user.last_item
+(2, ['i1', 'i2'], 'i2')
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "EVENT_WEIGHTS",
+    "Candidate",
+    "Recommender",
+    "UserState",
+    "interaction_weight",
+]
+
+#: How strongly each event type says "I like this item". A dislike is negative: models that can
+#: use it learn it as a negative, the others ignore it. Ratings are weighted by ``value``.
+EVENT_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 1.0,
+    "add_to_cart": 2.0,
+    "purchase": 3.0,
+    "like": 2.0,
+    "dislike": -1.0,
+    "rating": 1.0,
+}
+
+
+def interaction_weight(event_type: str, value: float | None = None) -> float:
+    """Implicit-feedback weight of one event, always finite and within [-3, 3].
+
+    A rating counts as a positive interaction (you watched it), more so the higher it is;
+    ratings of 1-2 on a 5-point scale count as a weak positive, not a negative, because
+    the user still chose the item.
+
+    >>> interaction_weight("purchase"), interaction_weight("rating", 5.0), interaction_weight("x")
+    (3.0, 1.5, 1.0)
+    """
+    w = EVENT_WEIGHTS.get(event_type, 1.0)
+    if event_type == "rating" and value is not None and math.isfinite(value):
+        w = 0.5 + max(0.0, min(value, 5.0)) / 5.0
+    return max(-3.0, min(3.0, w))
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One recommended item from one or more sources, with the user's items that led to it."""
+
+    item_id: str
+    score: float
+    sources: list[str] = field(default_factory=list)
+    because: list[str] = field(default_factory=list)
+
+
+@dataclass
+class UserState:
+    """Everything recstream keeps about one user between events (stored in Redis by ``state/``).
+
+    ``recent`` holds the user's distinct items, oldest first, capped at ``max_history``; it is
+    also the "already seen" set that recommendations exclude. ``session_items`` is the ordered
+    item list of the current session. ``profile`` is the content model's sparse taste vector.
+    """
+
+    user_id: str
+    interactions: int = 0
+    recent: list[str] = field(default_factory=list)
+    session_id: str | None = None
+    session_items: list[str] = field(default_factory=list)
+    last_seen: float | None = None
+    profile: dict[str, float] = field(default_factory=dict)
+    profile_ts: float | None = None
+    last_served: list[str] = field(default_factory=list)
+    hits: int = 0
+    max_history: int = 500
+    max_session: int = 50
+
+    @property
+    def last_item(self) -> str | None:
+        return self.session_items[-1] if self.session_items else None
+
+    @property
+    def seen(self) -> set[str]:
+        return set(self.recent)
+
+    def new_session(self, session_id: str | None, ts: float, idle_gap: float) -> bool:
+        """Whether an event with ``session_id`` at ``ts`` starts a new session."""
+        if session_id is not None:
+            return session_id != self.session_id
+        return self.last_seen is None or ts - self.last_seen > idle_gap
+
+    def observe(
+        self,
+        item_id: str,
+        ts: float,
+        session_id: str | None = None,
+        idle_gap: float = 1800.0,
+    ) -> None:
+        """Record one interaction: count it, move the item to the end of the history, extend
+        the session (starting a new one after ``idle_gap`` seconds idle or a new session id)."""
+        if self.new_session(session_id, ts, idle_gap):
+            self.session_items = []
+            self.session_id = session_id if session_id is not None else f"{self.user_id}@{ts:.0f}"
+        self.interactions += 1
+        if item_id in self.recent:
+            self.recent.remove(item_id)
+        self.recent.append(item_id)
+        if len(self.recent) > self.max_history:
+            del self.recent[: len(self.recent) - self.max_history]
+        self.session_items.append(item_id)
+        if len(self.session_items) > self.max_session:
+            del self.session_items[: len(self.session_items) - self.max_session]
+        self.last_seen = ts if self.last_seen is None else max(self.last_seen, ts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "interactions": self.interactions,
+            "recent": self.recent,
+            "session_id": self.session_id,
+            "session_items": self.session_items,
+            "last_seen": self.last_seen,
+            "profile": self.profile,
+            "profile_ts": self.profile_ts,
+            "last_served": self.last_served,
+            "hits": self.hits,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **caps: int) -> UserState:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**{**known, **caps})
+
+
+class Recommender(abc.ABC):
+    """Base of every online model: learn from one interaction, propose candidates for a user.
+
+    ``learn_one`` sees the user's state *before* the event is added to it (so a sequence model
+    can read the previous item); it may update model-owned parts of that state in place
+    (e.g. the content profile). ``recommend`` never changes any state.
+    """
+
+    #: Name used in a recommendation's ``sources``.
+    name: str = "base"
+
+    @abc.abstractmethod
+    def learn_one(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+    ) -> None:
+        """Learn from ``user`` interacting with ``item_id`` at ``ts`` (seconds)."""
+
+    @abc.abstractmethod
+    def recommend(
+        self, user: UserState, k: int = 10, exclude: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Up to ``k`` candidates, best first, none of them in ``exclude``."""
+
+    def forget_item(self, item_id: str) -> None:  # noqa: B027 - optional hook
+        """Drop an item (deleted from the catalogue). Models that cannot, ignore it."""
+
+    def upsert_item(  # noqa: B027 - optional hook
+        self,
+        item_id: str,
+        *,
+        title: str = "",
+        text: str = "",
+        tags: Collection[str] = (),
+    ) -> None:
+        """Learn an item's metadata from the catalogue. Models that do not use it, ignore it."""

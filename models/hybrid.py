@@ -1,0 +1,178 @@
+"""The switching hybrid: pick a phase by the user's interaction count, blend its sources.
+
+A :class:`SwitchingPolicy` maps a user's interaction count to a :class:`Phase` (thresholds
+on the count). Each phase weights the candidate sources. :class:`HybridRecommender` is the
+cascade: every weighted source proposes candidates, scores are normalised per source to
+[0, 1] and blended by the phase's weights, the blend is re-ranked and cut to ``k``. Every
+item keeps the sources that put it there and the user's items that led to it.
+
+>>> from models.popularity import DecayedPopularity
+>>> hybrid = HybridRecommender({"popularity": DecayedPopularity()})
+>>> u = UserState("u1")
+>>> for user_id, item in [("a", "x"), ("b", "x"), ("c", "y")]:
+...     hybrid.learn_one(UserState(user_id), item, ts=0.0)
+>>> recs = hybrid.recommend(u, k=2)
+>>> [(c.item_id, c.sources) for c in recs], hybrid.policy.phase_for(u.interactions).name
+([('x', ['popularity']), ('y', ['popularity'])], 'cold')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from models.base import Candidate, Recommender, UserState
+
+__all__ = ["DEFAULT_PHASES", "HybridRecommender", "Phase", "SwitchingPolicy"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A strategy for users with at least ``min_interactions`` interactions."""
+
+    name: str
+    min_interactions: int
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+
+#: Defaults: popularity for new users; content joins after the first interaction; session and
+#: CF are blended in from 5; CF leads from 20. Sources a deployment lacks are skipped.
+DEFAULT_PHASES: tuple[Phase, ...] = (
+    Phase("cold", 0, {"popularity": 1.0}),
+    Phase("warm", 1, {"content": 0.6, "popularity": 0.4}),
+    Phase("active", 5, {"cf": 0.4, "session": 0.3, "content": 0.2, "popularity": 0.1}),
+    Phase("established", 20, {"cf": 0.6, "session": 0.25, "content": 0.1, "popularity": 0.05}),
+)
+
+
+class SwitchingPolicy:
+    """Thresholds on the interaction count -> phase.
+
+    >>> policy = SwitchingPolicy.from_thresholds([1, 5, 20])
+    >>> [policy.phase_for(n).name for n in (0, 1, 4, 5, 19, 20, 1000)]
+    ['cold', 'warm', 'warm', 'active', 'active', 'established', 'established']
+    """
+
+    def __init__(self, phases: Sequence[Phase] = DEFAULT_PHASES) -> None:
+        if not phases:
+            raise ValueError("a policy needs at least one phase")
+        ordered = sorted(phases, key=lambda p: p.min_interactions)
+        if ordered[0].min_interactions != 0:
+            raise ValueError("the first phase must start at 0 interactions")
+        if len({p.min_interactions for p in ordered}) != len(ordered):
+            raise ValueError("phase thresholds must be distinct")
+        self.phases = tuple(ordered)
+
+    @classmethod
+    def from_thresholds(
+        cls, thresholds: Sequence[int], phases: Sequence[Phase] = DEFAULT_PHASES
+    ) -> SwitchingPolicy:
+        """The default phases with their thresholds (after the first) replaced."""
+        if len(thresholds) != len(phases) - 1 or list(thresholds) != sorted(set(thresholds)):
+            raise ValueError(
+                f"need {len(phases) - 1} increasing thresholds for phases "
+                f"{[p.name for p in phases]}, got {list(thresholds)}"
+            )
+        if thresholds and thresholds[0] < 1:
+            raise ValueError("thresholds must be >= 1")
+        starts = [0, *thresholds]
+        return cls([Phase(p.name, s, p.weights) for p, s in zip(phases, starts, strict=True)])
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.phases]
+
+    def phase_for(self, interactions: int) -> Phase:
+        chosen = self.phases[0]
+        for phase in self.phases:
+            if interactions >= phase.min_interactions:
+                chosen = phase
+        return chosen
+
+
+class HybridRecommender(Recommender):
+    """Cascade of sources, blended by the user's phase; every source learns every event.
+
+    Parameters:
+        sources: name -> model. ``popularity`` should be among them: it backs every phase.
+        policy: the switching policy (default thresholds 1, 5, 20).
+        candidates_per_source: how many candidates each source proposes before re-ranking.
+    """
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        sources: Mapping[str, Recommender],
+        policy: SwitchingPolicy | None = None,
+        candidates_per_source: int = 50,
+    ) -> None:
+        self.sources = dict(sources)
+        self.policy = policy or SwitchingPolicy()
+        self.candidates_per_source = candidates_per_source
+
+    def learn_one(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+    ) -> None:
+        for model in self.sources.values():
+            model.learn_one(user, item_id, ts=ts, weight=weight, value=value)
+
+    def forget_item(self, item_id: str) -> None:
+        for model in self.sources.values():
+            model.forget_item(item_id)
+
+    def upsert_item(
+        self,
+        item_id: str,
+        *,
+        title: str = "",
+        text: str = "",
+        tags: Collection[str] = (),
+    ) -> None:
+        for model in self.sources.values():
+            model.upsert_item(item_id, title=title, text=text, tags=tags)
+
+    def phase(self, user: UserState) -> Phase:
+        return self.policy.phase_for(user.interactions)
+
+    def recommend(
+        self, user: UserState, k: int = 10, exclude: Collection[str] = ()
+    ) -> list[Candidate]:
+        weights = {
+            name: w
+            for name, w in self.phase(user).weights.items()
+            if w > 0 and name in self.sources
+        }
+        if not weights and "popularity" in self.sources:
+            weights = {"popularity": 1.0}
+        n = max(k, self.candidates_per_source)
+        blended: dict[str, Candidate] = {}
+        for name, w in weights.items():
+            cands = self.sources[name].recommend(user, k=n, exclude=exclude)
+            top = max((c.score for c in cands if math.isfinite(c.score)), default=0.0)
+            for cand in cands:
+                if not math.isfinite(cand.score) or cand.score <= 0 or top <= 0:
+                    continue
+                part = w * cand.score / top
+                got = blended.get(cand.item_id)
+                if got is None:
+                    blended[cand.item_id] = Candidate(
+                        cand.item_id, part, [name], list(cand.because)
+                    )
+                else:
+                    got.score += part
+                    got.sources.append(name)
+                    got.because.extend(b for b in cand.because if b not in got.because)
+        ranked = sorted(blended.values(), key=lambda c: (-c.score, c.item_id))[:k]
+        if len(ranked) < k and "popularity" in self.sources and "popularity" not in weights:
+            have = set(exclude) | {c.item_id for c in ranked}
+            for cand in self.sources["popularity"].recommend(user, k=k - len(ranked), exclude=have):
+                ranked.append(Candidate(cand.item_id, 0.0, ["popularity"]))
+        return ranked
