@@ -104,6 +104,16 @@ class UserState:
             return session_id != self.session_id
         return self.last_seen is None or ts - self.last_seen > idle_gap
 
+    def start_session_if_new(
+        self, session_id: str | None, ts: float, idle_gap: float = 1800.0
+    ) -> bool:
+        """Begin a new, empty session when the event at ``ts`` does not continue this one."""
+        if not self.new_session(session_id, ts, idle_gap):
+            return False
+        self.session_items = []
+        self.session_id = session_id if session_id is not None else f"{self.user_id}@{ts:.0f}"
+        return True
+
     def observe(
         self,
         item_id: str,
@@ -113,9 +123,7 @@ class UserState:
     ) -> None:
         """Record one interaction: count it, move the item to the end of the history, extend
         the session (starting a new one after ``idle_gap`` seconds idle or a new session id)."""
-        if self.new_session(session_id, ts, idle_gap):
-            self.session_items = []
-            self.session_id = session_id if session_id is not None else f"{self.user_id}@{ts:.0f}"
+        self.start_session_if_new(session_id, ts, idle_gap)
         self.interactions += 1
         if item_id in self.recent:
             self.recent.remove(item_id)

@@ -111,6 +111,30 @@ class HybridRecommender(Recommender):
         self.sources = dict(sources)
         self.policy = policy or SwitchingPolicy()
         self.candidates_per_source = candidates_per_source
+        self.deleted: set[str] = set()
+
+    def observe(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+        session_id: str | None = None,
+        idle_gap: float = 1800.0,
+        learn: bool = True,
+    ) -> bool:
+        """One event, score-then-learn: was ``item_id`` in the list last served to ``user``?
+        Then every source learns it (unless ``learn`` is false: already in the models) and the
+        user's state takes it. Returns the hit."""
+        hit = item_id in user.last_served
+        user.hits += hit
+        user.start_session_if_new(session_id, ts, idle_gap)
+        if learn:
+            self.learn_one(user, item_id, ts=ts, weight=weight, value=value)
+        user.observe(item_id, ts, session_id, idle_gap)
+        return hit
 
     def learn_one(
         self,
@@ -125,6 +149,7 @@ class HybridRecommender(Recommender):
             model.learn_one(user, item_id, ts=ts, weight=weight, value=value)
 
     def forget_item(self, item_id: str) -> None:
+        self.deleted.add(item_id)
         for model in self.sources.values():
             model.forget_item(item_id)
 
@@ -136,6 +161,7 @@ class HybridRecommender(Recommender):
         text: str = "",
         tags: Collection[str] = (),
     ) -> None:
+        self.deleted.discard(item_id)
         for model in self.sources.values():
             model.upsert_item(item_id, title=title, text=text, tags=tags)
 
@@ -153,6 +179,8 @@ class HybridRecommender(Recommender):
         if not weights and "popularity" in self.sources:
             weights = {"popularity": 1.0}
         n = max(k, self.candidates_per_source)
+        if self.deleted:
+            exclude = set(exclude) | self.deleted
         blended: dict[str, Candidate] = {}
         for name, w in weights.items():
             cands = self.sources[name].recommend(user, k=n, exclude=exclude)

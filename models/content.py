@@ -1,0 +1,283 @@
+"""Content-based recommendations: item text and tags as sparse TF-IDF vectors, cosine to a profile.
+
+Each catalogue item (``upsert_item``) becomes an L2-normalised sparse vector over words of its
+title and text and over its tags (features ``"tag:<tag>"``, weighted ``tag_weight`` times a
+word). IDF is online, like river's ``feature_extraction.TFIDF``: an item is weighted with the
+document frequencies known when it is upserted. Vectors are stored in an inverted index
+(feature -> compact arrays of item rows and weights), so the items nearest to a profile are
+scored with numpy over the posting lists of the profile's top features, never item by item.
+
+A user's content profile (``UserState.profile``) is the decayed sum of the vectors of the items
+they touched, each scaled by the event's weight (a dislike subtracts), capped to its
+``max_profile_features`` strongest features so it stays a small JSON-able dict.
+
+>>> from models.base import UserState
+>>> model = ContentModel()
+>>> model.upsert_item("alien", title="Alien", tags=["sci-fi", "horror"])
+>>> model.upsert_item("dune", title="Dune", tags=["sci-fi"])
+>>> model.upsert_item("notting", title="Notting Hill", tags=["romance"])
+>>> user = UserState("u1")
+>>> model.learn_one(user, "alien", ts=0.0)
+>>> [(c.item_id, c.because) for c in model.recommend(user, k=5, exclude={"alien"})]
+[('dune', ['tag:sci-fi'])]
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+from array import array
+from collections.abc import Collection, Iterable
+
+import numpy as np
+
+from models.base import Candidate, Recommender, UserState
+
+__all__ = ["STOPWORDS", "ContentModel", "tokenize"]
+
+_STOPWORDS = (
+    "a an and are as at be but by for from has have in is it its of on or that the this to was "
+    "were will with not no so into than then there their they he she his her we you your our"
+)
+STOPWORDS = frozenset(_STOPWORDS.split())
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text``, without stop words and one-letter tokens.
+
+    >>> tokenize("The Empire Strikes Back (1980)")
+    ['empire', 'strikes', 'back', '1980']
+    """
+    return [t for t in _TOKEN.findall(text.lower()) if len(t) > 1 and t not in STOPWORDS]
+
+
+def _tag_feature(tag: str) -> str:
+    return "tag:" + "-".join(str(tag).lower().split())
+
+
+class ContentModel(Recommender):
+    """TF-IDF item vectors in an inverted index; user profiles as decayed sums of item vectors.
+
+    Parameters:
+        half_life: seconds (event time) after which a past interaction counts half in a profile.
+        tag_weight: weight of one tag relative to one occurrence of a word.
+        title_weight: weight of one title word relative to one word of the text.
+        max_item_features: strongest features kept per item vector.
+        max_profile_features: strongest features (by absolute weight) kept in a user profile.
+        query_features: profile features (strongest first) used to find candidates.
+        max_weight: events' weights are clipped to ``[-max_weight, max_weight]``.
+    """
+
+    name = "content"
+
+    def __init__(
+        self,
+        half_life: float = 30 * 24 * 3600.0,
+        tag_weight: float = 3.0,
+        title_weight: float = 2.0,
+        max_item_features: int = 64,
+        max_profile_features: int = 50,
+        query_features: int = 20,
+        max_weight: float = 10.0,
+    ) -> None:
+        if half_life <= 0 or max_item_features < 1 or max_profile_features < 1:
+            raise ValueError("half_life, max_item_features, max_profile_features must be > 0")
+        if query_features < 1 or max_weight <= 0 or tag_weight <= 0 or title_weight <= 0:
+            raise ValueError("query_features, max_weight and feature weights must be > 0")
+        self.half_life = half_life
+        self.tag_weight = tag_weight
+        self.title_weight = title_weight
+        self.max_item_features = max_item_features
+        self.max_profile_features = max_profile_features
+        self.query_features = query_features
+        self.max_weight = max_weight
+        self._vectors: dict[str, dict[str, float]] = {}  # item -> unit sparse vector
+        self._df: dict[str, int] = {}  # live items per feature
+        self._row: dict[str, int] = {}  # item -> current row in the index
+        self._row_items: list[str | None] = []  # row -> item, None once dead
+        self._alive = np.zeros(1024, dtype=bool)
+        self._post_rows: dict[str, array] = {}  # feature -> rows (int32); may hold dead rows
+        self._post_vals: dict[str, array] = {}  # feature -> weights (float32)
+        self._dead = 0
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._vectors
+
+    # -- catalogue -------------------------------------------------------------------------
+
+    def _vectorize(self, title: str, text: str, tags: Iterable[str]) -> dict[str, float]:
+        tf: dict[str, float] = {}
+        for tok in tokenize(title):
+            tf[tok] = tf.get(tok, 0.0) + self.title_weight
+        for tok in tokenize(text):
+            tf[tok] = tf.get(tok, 0.0) + 1.0
+        for tag in tags:
+            if str(tag).strip():
+                feat = _tag_feature(tag)
+                tf[feat] = max(tf.get(feat, 0.0), self.tag_weight)
+        n = len(self._vectors) + 1
+        vec = {
+            f: (1.0 + math.log(c)) * (math.log((1 + n) / (1 + self._df.get(f, 0) + 1)) + 1.0)
+            for f, c in tf.items()
+            if c >= 1.0
+        }
+        if len(vec) > self.max_item_features:
+            vec = dict(heapq.nlargest(self.max_item_features, vec.items(), key=lambda kv: kv[1]))
+        norm = math.sqrt(sum(v * v for v in vec.values()))
+        return {f: v / norm for f, v in vec.items()} if norm > 0 else {}
+
+    def upsert_item(
+        self,
+        item_id: str,
+        *,
+        title: str = "",
+        text: str = "",
+        tags: Collection[str] = (),
+    ) -> None:
+        """Add an item or replace its vector (IDF as of now)."""
+        self.forget_item(item_id)
+        vec = self._vectorize(title or "", text or "", tags or ())
+        if not vec:
+            return
+        for f in vec:
+            self._df[f] = self._df.get(f, 0) + 1
+        self._vectors[item_id] = vec
+        row = len(self._row_items)
+        if row >= len(self._alive):
+            self._alive = np.concatenate([self._alive, np.zeros_like(self._alive)])
+        self._alive[row] = True
+        self._row[item_id] = row
+        self._row_items.append(item_id)
+        for f, w in vec.items():
+            if f not in self._post_rows:
+                self._post_rows[f] = array("i")
+                self._post_vals[f] = array("f")
+            self._post_rows[f].append(row)
+            self._post_vals[f].append(w)
+
+    def forget_item(self, item_id: str) -> None:
+        """Remove an item from the catalogue; it is never recommended again."""
+        vec = self._vectors.pop(item_id, None)
+        if vec is None:
+            return
+        for f in vec:
+            left = self._df.get(f, 0) - 1
+            if left > 0:
+                self._df[f] = left
+            else:
+                self._df.pop(f, None)
+        row = self._row.pop(item_id)
+        self._alive[row] = False
+        self._row_items[row] = None
+        self._dead += 1
+        if self._dead > max(1024, len(self._vectors)):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Renumber live rows and rebuild posting lists without dead rows."""
+        items = [i for i in self._row_items if i is not None]
+        self._row = {item: r for r, item in enumerate(items)}
+        self._row_items = list(items)
+        self._alive = np.zeros(max(1024, 2 * len(items)), dtype=bool)
+        self._alive[: len(items)] = True
+        self._post_rows, self._post_vals = {}, {}
+        for item in items:
+            for f, w in self._vectors[item].items():
+                self._post_rows.setdefault(f, array("i")).append(self._row[item])
+                self._post_vals.setdefault(f, array("f")).append(w)
+        self._dead = 0
+
+    # -- profiles ----------------------------------------------------------------------------
+
+    def learn_one(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+    ) -> None:
+        vec = self._vectors.get(item_id)
+        if vec is None or not math.isfinite(weight) or weight == 0 or not math.isfinite(ts):
+            return
+        weight = max(-self.max_weight, min(self.max_weight, weight))
+        profile = {f: v for f, v in user.profile.items() if math.isfinite(v)}
+        last = user.profile_ts
+        if last is not None and math.isfinite(last) and ts < last:
+            weight *= 2.0 ** (-(last - ts) / self.half_life)  # a late event counts less
+        elif last is not None and math.isfinite(last) and ts > last:
+            decay = 2.0 ** (-(ts - last) / self.half_life)
+            profile = {f: v * decay for f, v in profile.items()}
+        for f, w in vec.items():
+            profile[f] = profile.get(f, 0.0) + weight * w
+        top = max((abs(v) for v in profile.values()), default=0.0)
+        scale = 1e3 / top if top > 1e3 else 1.0  # cosine ignores scale; keep numbers small
+        floor = 1e-9 * top
+        kept = heapq.nlargest(
+            self.max_profile_features,
+            ((f, v) for f, v in profile.items() if abs(v) > floor),
+            key=lambda kv: abs(kv[1]),
+        )
+        user.profile = {f: float(v * scale) for f, v in kept}
+        user.profile_ts = ts if last is None or not math.isfinite(last) else max(last, ts)
+
+    # -- retrieval ---------------------------------------------------------------------------
+
+    def _scores(self, query: dict[str, float]) -> np.ndarray:
+        n = len(self._row_items)
+        scores = np.zeros(n, dtype=np.float64)
+        strongest = heapq.nlargest(self.query_features, query.items(), key=lambda kv: abs(kv[1]))
+        for f, q in strongest:
+            rows = self._post_rows.get(f)
+            if rows is not None and math.isfinite(q):
+                idx = np.frombuffer(rows, dtype=np.int32)
+                scores[idx] += q * np.frombuffer(self._post_vals[f], dtype=np.float32)
+        norm = math.sqrt(sum(v * v for v in query.values() if math.isfinite(v)))
+        scores /= norm if norm > 0 else 1.0
+        scores[~self._alive[:n]] = 0.0
+        return scores
+
+    def _top(self, query: dict[str, float], k: int, exclude: Collection[str]) -> list[Candidate]:
+        if k <= 0 or not query or not self._vectors:
+            return []
+        scores = self._scores(query)
+        for item in exclude:
+            row = self._row.get(item)
+            if row is not None:
+                scores[row] = 0.0
+        m = min(k, int(np.count_nonzero(scores > 0)))
+        if m == 0:
+            return []
+        part = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
+        order = sorted((int(r) for r in part), key=lambda r: (-scores[r], self._row_items[r]))
+        out = []
+        for r in order:
+            item = self._row_items[r]
+            if item is None or scores[r] <= 0:
+                continue
+            vec = self._vectors[item]
+            matched = sorted(
+                ((f, query[f] * w) for f, w in vec.items() if f in query and query[f] * w > 0),
+                key=lambda kv: (-kv[1], kv[0]),
+            )
+            because = [f for f, _ in matched[:3]]
+            out.append(Candidate(item, float(scores[r]), [self.name], because))
+        return out
+
+    def recommend(
+        self, user: UserState, k: int = 10, exclude: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Items most cosine-similar to the user's profile (positive scores only); ``because``
+        names the strongest matching features, e.g. ``"tag:sci-fi"``."""
+        return self._top(user.profile, k, exclude)
+
+    def similar_items(self, item_id: str, k: int = 10) -> list[Candidate]:
+        """The ``k`` catalogue items most cosine-similar to ``item_id`` (never itself)."""
+        vec = self._vectors.get(item_id)
+        return self._top(vec, k, (item_id,)) if vec else []

@@ -1,0 +1,1 @@
+"""Redis state (the only package that knows Redis keys)."""

@@ -1,0 +1,198 @@
+"""Redis state: the only code that knows recstream's Redis keys.
+
+Per batch the worker makes two round trips: :meth:`RedisState.load_batch` reads the batch's
+users, the already-seen event ids and the partitions' applied offsets in one pipeline, and
+:meth:`RedisState.commit_batch` writes the new user states, the event ids (with a TTL) and the
+offsets in one MULTI/EXEC, so a batch's effects land all together or not at all.
+
+Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state; the ``{uid}`` hash tag keeps a
+user's keys in one Redis Cluster slot), ``P:event:ID`` (dedup marker), ``P:offsets`` (hash
+``topic:partition`` -> last applied offset), ``P:models`` and ``P:models:meta`` (model
+checkpoint and the offsets it reflects), ``P:stats`` (counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["BatchView", "RedisState"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class BatchView:
+    """What Redis knows about one batch before it is applied."""
+
+    users: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    duplicates: set[str] = field(default_factory=set)
+    applied: dict[str, int] = field(default_factory=dict)
+
+
+class RedisState:
+    """Async access to recstream's keys under ``prefix`` on one Redis.
+
+    Calls retry with capped exponential backoff while Redis is unreachable, so a Redis
+    outage pauses the caller (and so consumption) instead of dropping events.
+    """
+
+    def __init__(self, url: str, prefix: str, *, max_backoff: float = 5.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.max_backoff = max_backoff
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2.0, socket_timeout=10.0
+        )
+
+    # -- keys ---------------------------------------------------------------------------
+    def user_key(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{{{user_id}}}"
+
+    def event_key(self, event_id: str) -> str:
+        return f"{self.prefix}:event:{event_id}"
+
+    @property
+    def offsets_key(self) -> str:
+        return f"{self.prefix}:offsets"
+
+    @property
+    def stats_key(self) -> str:
+        return f"{self.prefix}:stats"
+
+    @property
+    def models_key(self) -> str:
+        return f"{self.prefix}:models"
+
+    # -- plumbing -----------------------------------------------------------------------
+    async def _retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.1
+        while True:
+            try:
+                return await call()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("Redis unavailable during %s (%s); retrying in %.1fs", what, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(self.max_backoff, delay * 2)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self.client.ping(), 2.0))
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- batches ------------------------------------------------------------------------
+    async def load_batch(
+        self, user_ids: Iterable[str], event_ids: Iterable[str], tps: Iterable[str]
+    ) -> BatchView:
+        users, events, parts = list(user_ids), list(event_ids), list(tps)
+
+        async def call() -> BatchView:
+            pipe = self.client.pipeline(transaction=False)
+            for uid in users:
+                pipe.get(self.user_key(uid))
+            for eid in events:
+                pipe.exists(self.event_key(eid))
+            if parts:
+                pipe.hmget(self.offsets_key, parts)
+            res = await pipe.execute()
+            view = BatchView()
+            for uid, raw in zip(users, res[: len(users)], strict=True):
+                view.users[uid] = json.loads(raw) if raw else None
+            flags = res[len(users) : len(users) + len(events)]
+            view.duplicates = {eid for eid, hit in zip(events, flags, strict=True) if hit}
+            if parts:
+                for tp, off in zip(parts, res[-1], strict=True):
+                    if off is not None:
+                        view.applied[tp] = int(off)
+            return view
+
+        return await self._retry("load_batch", call)
+
+    async def commit_batch(
+        self,
+        users: Mapping[str, dict[str, Any]],
+        event_ids: Iterable[str],
+        offsets: Mapping[str, int],
+        ttl: int,
+        stats: Mapping[str, int] | None = None,
+    ) -> None:
+        payload = {self.user_key(uid): json.dumps(s, separators=(",", ":")) for uid, s in users.items()}
+        events = list(event_ids)
+
+        async def call() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            for key, value in payload.items():
+                pipe.set(key, value)
+            for eid in events:
+                pipe.set(self.event_key(eid), 1, ex=ttl)
+            if offsets:
+                pipe.hset(self.offsets_key, mapping=dict(offsets))
+            for name, n in (stats or {}).items():
+                if n:
+                    pipe.hincrby(self.stats_key, name, n)
+            await pipe.execute()
+
+        await self._retry("commit_batch", call)
+
+    async def incr_stats(self, stats: Mapping[str, int]) -> None:
+        async def call() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for name, n in stats.items():
+                pipe.hincrby(self.stats_key, name, n)
+            await pipe.execute()
+
+        await self._retry("incr_stats", call)
+
+    # -- reads for the HTTP views -------------------------------------------------------
+    async def get_user(self, user_id: str) -> dict[str, Any] | None:
+        raw = await self._retry("get_user", lambda: self.client.get(self.user_key(user_id)))
+        return json.loads(raw) if raw else None
+
+    async def get_stats(self) -> dict[str, int]:
+        raw = await self._retry("get_stats", lambda: self.client.hgetall(self.stats_key))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def applied_offsets(self) -> dict[str, int]:
+        raw = await self._retry("applied", lambda: self.client.hgetall(self.offsets_key))
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    # -- model checkpoints --------------------------------------------------------------
+    async def save_models(self, blob: bytes, meta: Mapping[str, Any]) -> None:
+        async def call() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.models_key, blob)
+            pipe.set(self.models_key + ":meta", json.dumps(dict(meta)))
+            await pipe.execute()
+
+        await self._retry("save_models", call)
+
+    async def load_models(self) -> tuple[bytes | None, dict[str, Any]]:
+        async def call() -> tuple[bytes | None, dict[str, Any]]:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.get(self.models_key)
+            pipe.get(self.models_key + ":meta")
+            blob, meta = await pipe.execute()
+            return blob, (json.loads(meta) if meta else {})
+
+        return await self._retry("load_models", call)
+
+    async def delete_all(self) -> int:
+        """Remove every key under the prefix (tests and ``recstream reset``)."""
+        n = 0
+        async for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
+            n += await self.client.delete(key)
+        return n

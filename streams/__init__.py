@@ -1,0 +1,1 @@
+"""Kafka/Faust side: app, topics, agents, web views, CLI, embedded runtime."""

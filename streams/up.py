@@ -1,0 +1,173 @@
+"""``recstream up``: broker, Redis and a worker on this machine, optionally with demo traffic."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import redis
+from tqdm import tqdm
+
+from streams.demo import DemoShop
+from streams.embedded import Service, free_port, start_redis, start_tansu
+from streams.kafka_io import consume, ensure_topics, wait_for_broker
+from streams.replay import publish_events, publish_items
+from streams.settings import Settings, load_settings
+
+__all__ = ["run_up"]
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def wait_healthy(base: str, worker: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+            raise RuntimeError(f"worker exited with code {worker.returncode}:\n{tail}")
+        try:
+            status, body = http_json(f"{base}/health")
+            if status == 200 and body.get("assigned_partitions"):
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"worker not healthy within {timeout:.0f}s; see {log}")
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _follow(settings: Settings, users: set[str], stop: threading.Event) -> None:
+    """Print followed users' lists whenever they change."""
+    last: dict[str, list[str]] = {}
+    for rec in consume(settings, "recommendations"):
+        if stop.is_set():
+            return
+        if rec is None:
+            continue
+        msg = json.loads(rec.value)
+        uid = msg["user_id"]
+        items = [i["item_id"] for i in msg["items"]]
+        if uid not in users or last.get(uid) == items[:5]:
+            continue
+        last[uid] = items[:5]
+        shown = ", ".join(f"{i['item_id']}({'+'.join(i['sources'])})" for i in msg["items"][:4])
+        tqdm.write(
+            f"  {uid} [{msg['strategy']}, {msg['interactions']} events, "
+            f"{msg.get('latency_ms') or 0:.0f} ms] -> {shown}"
+        )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_up(demo: bool, events: int, rate: float | None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on `kill` too, not just ^C
+    settings = load_settings()
+    env = {k: v for k, v in os.environ.items()}
+    services: list[Service] = []
+    workdir = Path(tempfile.mkdtemp(prefix="recstream-up-"))
+    worker: subprocess.Popen | None = None
+    stop = threading.Event()
+    try:
+        if not settings.is_set("broker"):
+            print("starting the embedded broker (Tansu) ...", flush=True)
+            services.append(start_tansu(workdir=workdir))
+            env["RECSTREAM_BROKER"] = services[-1].url
+        if not redis_answers(settings.redis_url):
+            print(f"no Redis at {settings.redis_url}; starting an embedded one ...", flush=True)
+            services.append(start_redis(workdir=workdir))
+            env["RECSTREAM_REDIS_URL"] = services[-1].url
+        if not settings.is_set("web_port") and not port_free(settings.web_host, settings.web_port):
+            env["RECSTREAM_WEB_PORT"] = str(free_port())
+        os.environ.update(env)
+        settings = load_settings()
+        wait_for_broker(settings.bootstrap_servers)
+        topics = ensure_topics(settings)
+        log = workdir / "worker.log"
+        worker = start_worker(env, log)
+        base = f"http://{settings.web_host}:{settings.web_port}"
+        print("starting the worker ...", flush=True)
+        wait_healthy(base, worker, log)
+        print(
+            f"\nrecstream is up\n  broker   {settings.broker}\n  redis    {settings.redis_url}\n"
+            f"  topics   {', '.join(topics)}\n  http     {base}/health  "
+            f"{base}/recommendations/<user_id>  {base}/users/<user_id>\n"
+            f"  logs     {workdir}\nCtrl-C stops everything.\n",
+            flush=True,
+        )
+        if demo:
+            shop = DemoShop()
+            publish_items(settings, shop.items)
+            print(f"published {len(shop.items)} catalogue items to {settings.topic('items')}")
+            follow = {f"user{n:04d}" for n in (1, shop.n_users // 4, shop.n_users // 2)}
+            threading.Thread(target=_follow, args=(settings, follow, stop), daemon=True).start()
+            sent = publish_events(
+                settings, shop.events(events), total=events, rate=rate, desc="demo events"
+            )
+            time.sleep(2.0)
+            print(f"\ndemo done: {sent} events published. Try: curl {base}/users/user0000")
+            print("still serving; Ctrl-C stops everything.", flush=True)
+        while worker.poll() is None:
+            time.sleep(0.5)
+        print(f"worker exited with code {worker.returncode}; see {workdir / 'worker.log'}")
+        return worker.returncode or 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        stop.set()
+        if worker is not None:
+            stop_process(worker)
+        for svc in reversed(services):
+            svc.stop()

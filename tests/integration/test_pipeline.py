@@ -1,0 +1,141 @@
+"""End to end through a real broker (Tansu) and a real Redis: events in, recommendations out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import read_topic, wait_for
+
+from streams.schemas import DeadLetter, Recommendation
+
+pytestmark = pytest.mark.integration
+
+
+def latest_by_user(records: list) -> dict[str, Recommendation]:
+    out: dict[str, Recommendation] = {}
+    for rec in records:
+        msg = Recommendation.model_validate_json(rec.value)
+        assert rec.key.decode() == msg.user_id
+        out[msg.user_id] = msg
+    return out
+
+
+def test_every_user_with_valid_events_gets_recommendations_without_seen_items(
+    settings, worker, publish
+):
+    worker.start()
+    histories = {
+        "alice": ["i1", "i2", "i3"],
+        "bob": ["i2", "i4"],
+        "carol": ["i5", "i1", "i6", "i7", "i8", "i9"],
+    }
+    # background traffic so there is something popular to recommend
+    for n in range(30):
+        publish({"user_id": f"bg{n % 5}", "item_id": f"i{n % 12}", "type": "view"})
+    for user, items in histories.items():
+        for n, item in enumerate(items):
+            publish({"user_id": user, "item_id": item, "event_id": f"{user}-{n}", "type": "click"})
+
+    def done(records: list) -> bool:
+        latest = latest_by_user(records)
+        return all(
+            u in latest and latest[u].interactions == len(items) for u, items in histories.items()
+        )
+
+    latest = latest_by_user(read_topic(settings, "recommendations", done))
+    for user, items in histories.items():
+        rec = latest[user]
+        assert rec.items, f"{user} got an empty list"
+        assert not {i.item_id for i in rec.items} & set(items), f"{user} was shown a seen item"
+        assert all(i.sources for i in rec.items)
+        assert rec.strategy == ("warm" if len(items) < 5 else "active")
+        assert rec.event_id == f"{user}-{len(items) - 1}"
+        assert rec.latency_ms is not None and rec.latency_ms >= 0
+
+
+def test_malformed_events_go_to_the_dlq_with_their_exact_bytes_and_the_worker_goes_on(
+    settings, worker, publish
+):
+    worker.start()
+    bad = [
+        b"{not json",
+        json.dumps({"item_id": "i1"}).encode(),  # missing user_id
+        json.dumps({"user_id": 42, "item_id": "i1"}).encode(),  # wrong type
+        json.dumps({"user_id": "u", "item_id": "i1", "value": "lots"}).encode(),
+        json.dumps({"user_id": "u", "item_id": "i1", "type": "teleport"}).encode(),
+        b"\xff\xfe\x00binary",
+        b"",
+    ]
+    for raw in bad:
+        publish(raw, key=b"u")
+    publish({"user_id": "after", "item_id": "i1", "event_id": "after-1"})
+
+    dead = read_topic(settings, "interactions.dlq", lambda r: len(r) >= len(bad))
+    letters = [DeadLetter.model_validate_json(r.value) for r in dead]
+    assert sorted(d.raw_bytes() for d in letters) == sorted(bad)
+    by_raw = {d.raw_bytes(): d for d in letters}
+    assert "user_id" in by_raw[bad[1]].error
+    assert "user_id" in by_raw[bad[2]].error
+    assert "value" in by_raw[bad[3]].error
+    assert "type" in by_raw[bad[4]].error
+    assert by_raw[bad[5]].raw_encoding == "base64"
+    for d in letters:
+        assert d.topic == settings.topic("interactions") and d.offset >= 0 and d.failed_at > 0
+    wait_for(lambda: worker.get("/users/after")[1]["interactions"] == 1, what="valid event")
+
+
+def test_duplicate_event_ids_change_nothing(settings, worker, publish):
+    worker.start()
+    event = {"user_id": "dup", "item_id": "i1", "event_id": "same-id"}
+    for _ in range(3):
+        publish(event)
+    publish({"user_id": "dup", "item_id": "i2", "event_id": "other-id"})
+    read_topic(
+        settings, "recommendations",
+        lambda r: any(Recommendation.model_validate_json(x.value).event_id == "other-id" for x in r),
+    )
+    status, user = worker.get("/users/dup")
+    assert status == 200
+    assert user["interactions"] == 2
+    assert user["recent_items"] == ["i2", "i1"]
+    # the same event again, later, in another batch: still nothing
+    publish(event)
+    publish({"user_id": "dup", "item_id": "i3", "event_id": "third-id"})
+    wait_for(lambda: worker.get("/users/dup")[1]["interactions"] == 3, what="third event")
+    assert worker.get("/users/dup")[1]["recent_items"] == ["i3", "i2", "i1"]
+
+
+def test_http_endpoints_answer_as_specified(settings, worker, publish):
+    worker.start()
+    for n in range(8):
+        publish({"user_id": "web", "item_id": f"w{n}", "event_id": f"web-{n}"})
+        publish({"user_id": f"other{n}", "item_id": "hit", "event_id": f"o-{n}"})
+    wait_for(lambda: worker.get("/users/web")[1]["interactions"] == 8, what="8 events")
+
+    status, user = worker.get("/users/web")
+    assert status == 200
+    assert user["user_id"] == "web" and user["phase"] == "active"
+    assert user["recent_items"][0] == "w7" and len(user["recent_items"]) == 8
+
+    status, rec = worker.get("/recommendations/web?k=3")
+    assert status == 200
+    assert rec["user_id"] == "web" and rec["strategy"] == "active" and rec["interactions"] == 8
+    assert 1 <= len(rec["items"]) <= 3
+    assert rec["items"][0]["item_id"] == "hit"
+    assert not {i["item_id"] for i in rec["items"]} & set(user["recent_items"])
+
+    status, cold = worker.get("/recommendations/never-seen-user")
+    assert status == 200
+    assert cold["strategy"] == "cold" and cold["interactions"] == 0
+    assert cold["items"] and cold["items"][0]["item_id"] == "hit"
+
+    status, unknown = worker.get("/users/never-seen-user")
+    assert status == 200 and unknown["interactions"] == 0 and unknown["phase"] == "cold"
+
+    assert worker.get("/recommendations/web?k=zero")[0] == 400
+
+    status, health = worker.get("/health")
+    assert status == 200
+    assert health["broker"]["up"] and health["redis"]["up"]
+    assert health["assigned_partitions"]
