@@ -130,7 +130,9 @@ class RedisState:
         ttl: int,
         stats: Mapping[str, int] | None = None,
     ) -> None:
-        payload = {self.user_key(uid): json.dumps(s, separators=(",", ":")) for uid, s in users.items()}
+        payload = {
+            self.user_key(uid): json.dumps(s, separators=(",", ":")) for uid, s in users.items()
+        }
         events = list(event_ids)
 
         async def call() -> None:

@@ -136,7 +136,9 @@ def create_app(settings: Settings) -> faust.App:
 
     async def send_dead(dead: list[DeadLetter]) -> None:
         futures = [
-            await dlq.send(key=d.key.encode() if d.key else None, value=d.model_dump_json().encode())
+            await dlq.send(
+                key=d.key.encode() if d.key else None, value=d.model_dump_json().encode()
+            )
             for d in dead
         ]
         await asyncio.gather(*futures)  # delivered before the offsets are recorded

@@ -1,8 +1,8 @@
 """``recstream``: the command line.
 
-    recstream up [--demo]          broker + Redis + worker on this machine (embedded)
-    recstream worker               a worker against RECSTREAM_BROKER / RECSTREAM_REDIS_URL
-    recstream replay PATH --format movielens|csv|jsonl [--rate N]
+recstream up [--demo]          broker + Redis + worker on this machine (embedded)
+recstream worker               a worker against RECSTREAM_BROKER / RECSTREAM_REDIS_URL
+recstream replay PATH --format movielens|csv|jsonl [--rate N]
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="publish a data set as interaction events")
     p.add_argument("path")
     p.add_argument("--format", required=True, choices=["movielens", "csv", "jsonl"])
-    p.add_argument("--rate", type=float, default=None, help="events/s (default: as fast as possible)")
+    p.add_argument(
+        "--rate", type=float, default=None, help="events/s (default: as fast as possible)"
+    )
     p.add_argument("--limit", type=int, default=None, help="publish only the first N events")
     p.add_argument("--no-items", action="store_true", help="do not publish the catalogue")
     p.set_defaults(func=cmd_replay)

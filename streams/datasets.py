@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +50,16 @@ def _movielens(path: Path) -> DataSet:
             if len(parts) != 4:
                 raise DataSetError(f"{data}:{n}: expected 4 tab-separated fields")
             user, item, rating, ts = parts
-            events.append({
-                "event_id": f"{data.name}:{n}", "user_id": user, "item_id": item,
-                "type": "rating", "value": float(rating), "timestamp": float(ts),
-            })
+            events.append(
+                {
+                    "event_id": f"{data.name}:{n}",
+                    "user_id": user,
+                    "item_id": item,
+                    "type": "rating",
+                    "value": float(rating),
+                    "timestamp": float(ts),
+                }
+            )
     return DataSet(data.parent.name or data.name, _sorted(events), _movielens_items(folder))
 
 
@@ -174,7 +179,3 @@ def read_catalogue(path: str | Path) -> list[dict[str, Any]]:
             }
             for row in reader
         ]
-
-
-def iter_events(ds: DataSet) -> Iterator[dict[str, Any]]:
-    yield from ds.events

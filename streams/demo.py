@@ -55,10 +55,15 @@ class DemoShop:
                     break
                 item_id = f"item{i:04d}"
                 tags = [genre] + ([second] if rng.random() < 0.3 else [])
-                self.items.append({
-                    "item_id": item_id, "op": "upsert", "title": f"{word} {i} part {part}",
-                    "text": f"A {genre} story about {word.lower()}.", "tags": tags,
-                })
+                self.items.append(
+                    {
+                        "item_id": item_id,
+                        "op": "upsert",
+                        "title": f"{word} {i} part {part}",
+                        "text": f"A {genre} story about {word.lower()}.",
+                        "tags": tags,
+                    }
+                )
                 run.append(item_id)
                 i += 1
             self.series[genre].append(run)
@@ -101,8 +106,12 @@ class DemoShop:
             t += rng.expovariate(1 / 2.0)
             kind = rng.choice(_TYPES)
             event: dict[str, Any] = {
-                "event_id": f"demo-{self.seed}-{e}", "user_id": f"user{user:04d}",
-                "item_id": item, "type": kind, "session_id": sid, "timestamp": round(t, 3),
+                "event_id": f"demo-{self.seed}-{e}",
+                "user_id": f"user{user:04d}",
+                "item_id": item,
+                "type": kind,
+                "session_id": sid,
+                "timestamp": round(t, 3),
             }
             if kind == "rating":
                 event["value"] = float(rng.choice([3, 4, 4, 5, 5]))

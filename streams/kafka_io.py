@@ -6,6 +6,7 @@ sides: publishing data sets and reading topics back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -58,10 +59,8 @@ def ensure_topics(settings: Settings, names: Iterable[str] = TOPIC_NAMES) -> lis
             if name not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()
     return wanted
@@ -79,9 +78,7 @@ def make_producer(settings: Settings) -> KafkaProducer:
 
 
 def publish_json(producer: KafkaProducer, topic: str, key: str, value: dict[str, Any]) -> None:
-    producer.send(
-        topic, key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode()
-    )
+    producer.send(topic, key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode())
 
 
 def consume(

@@ -71,7 +71,9 @@ def to_recommendation(
     return Recommendation(
         user_id=user.user_id,
         items=[
-            RecItem(item_id=c.item_id, score=round(c.score, 6), sources=c.sources, because=c.because)
+            RecItem(
+                item_id=c.item_id, score=round(c.score, 6), sources=c.sources, because=c.because
+            )
             for c in items
         ],
         strategy=strategy,
@@ -122,9 +124,7 @@ class BatchProcessor:
             {ev.user_id for _, ev, _ in parsed}, {eid for _, _, eid in parsed}, out._offsets
         )
         # Records at or below the applied offset were handled before a crash: DLQ included.
-        out.dead = [
-            d for d in out.dead if d.offset > view.applied.get(self.tp(d.partition), -1)
-        ]
+        out.dead = [d for d in out.dead if d.offset > view.applied.get(self.tp(d.partition), -1)]
         stats["dead"] = len(out.dead)
         seen_ids = set(view.duplicates)
         newest: dict[str, tuple[str, float | None]] = {}
@@ -171,7 +171,10 @@ class BatchProcessor:
             latency = (time.time() - arrived) * 1000.0 if arrived else None
             out.recommendations.append(
                 to_recommendation(
-                    user, items, phase.name, event_id=eid,
+                    user,
+                    items,
+                    phase.name,
+                    event_id=eid,
                     latency_ms=round(latency, 3) if latency is not None else None,
                 )
             )

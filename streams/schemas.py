@@ -143,8 +143,15 @@ class DeadLetter(BaseModel):
     failed_at: float = Field(default_factory=time.time)
 
     @classmethod
-    def of(cls, raw: bytes | None, error: str, topic: str, partition: int, offset: int,
-           key: bytes | None = None) -> DeadLetter:
+    def of(
+        cls,
+        raw: bytes | None,
+        error: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None = None,
+    ) -> DeadLetter:
         data = raw or b""
         try:
             text, enc = data.decode("utf-8"), "utf-8"

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Seconds between model checkpoints to Redis."
     )
     rebalance_timeout: float = Field(
-        4.0, gt=0, description="Consumer-group rebalance/session timeout (seconds). Small "
+        4.0,
+        gt=0,
+        description="Consumer-group rebalance/session timeout (seconds). Small "
         "values make joins fast on the embedded broker; raise it on busy clusters.",
     )
     log_level: str = Field("info", description="crit|error|warn|info|debug")

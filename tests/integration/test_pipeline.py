@@ -91,10 +91,13 @@ def test_duplicate_event_ids_change_nothing(settings, worker, publish):
     for _ in range(3):
         publish(event)
     publish({"user_id": "dup", "item_id": "i2", "event_id": "other-id"})
-    read_topic(
-        settings, "recommendations",
-        lambda r: any(Recommendation.model_validate_json(x.value).event_id == "other-id" for x in r),
-    )
+
+    def served_other(records: list) -> bool:
+        return any(
+            Recommendation.model_validate_json(x.value).event_id == "other-id" for x in records
+        )
+
+    read_topic(settings, "recommendations", served_other)
     status, user = worker.get("/users/dup")
     assert status == 200
     assert user["interactions"] == 2
