@@ -128,11 +128,17 @@ class BatchProcessor:
         stats["dead"] = len(out.dead)
         seen_ids = set(view.duplicates)
         newest: dict[str, tuple[str, float | None]] = {}
+        before: dict[str, str | None] = {}  # each user's phase as loaded (None: new user)
         now = time.time()
         for rec, ev, eid in parsed:
             tp = self.tp(rec.partition)
-            user = out._users.get(ev.user_id) or self.new_user(ev.user_id, view.users[ev.user_id])
-            out._users[ev.user_id] = user
+            user = out._users.get(ev.user_id)
+            if user is None:
+                user = self.new_user(ev.user_id, view.users[ev.user_id])
+                out._users[ev.user_id] = user
+                before[ev.user_id] = (
+                    self.engine.phase(user).name if view.users[ev.user_id] else None
+                )
             learned = rec.offset <= self.model_offsets.get(tp, -1)
             if rec.offset <= view.applied.get(tp, -1):
                 stats["replayed"] += 1
@@ -142,6 +148,7 @@ class BatchProcessor:
                 stats["duplicates"] += 1
                 continue
             seen_ids.add(eid)
+            phase_now = self.engine.phase(user).name
             try:
                 hit = self.engine.observe(
                     user,
@@ -160,6 +167,8 @@ class BatchProcessor:
                 continue
             stats["events"] += 1
             stats["hits"] += hit
+            stats[f"events:{phase_now}"] = stats.get(f"events:{phase_now}", 0) + 1
+            stats[f"hits:{phase_now}"] = stats.get(f"hits:{phase_now}", 0) + hit
             out._event_ids.append(eid)
             newest[ev.user_id] = (eid, rec.timestamp)
 
@@ -178,6 +187,12 @@ class BatchProcessor:
                     latency_ms=round(latency, 3) if latency is not None else None,
                 )
             )
+        for user_id, was in before.items():  # users per phase, kept as +1/-1 moves
+            now_phase = self.engine.phase(out._users[user_id]).name
+            if was != now_phase:
+                stats[f"users:{now_phase}"] = stats.get(f"users:{now_phase}", 0) + 1
+                if was is not None:
+                    stats[f"users:{was}"] = stats.get(f"users:{was}", 0) - 1
         out.stats = stats
         out.hits = stats["hits"]
         return out

@@ -84,3 +84,20 @@ def test_a_batch_costs_two_redis_round_trips_whatever_its_size(settings, monkeyp
         await store.close()
 
     run(scenario())
+
+
+def test_stats_count_events_and_hits_per_phase_and_users_moving_between_phases(settings):
+    async def scenario():
+        store, proc = await fresh(settings)
+        for n in range(6):  # one user: cold -> warm -> active
+            out = await proc.process(records({"user_id": "p", "item_id": f"i{n}"}, start=n))
+            await proc.commit(out)
+        stats = await store.get_stats()
+        assert stats["events"] == 6
+        assert stats["events:cold"] == 1 and stats["events:warm"] == 4
+        assert stats["events:active"] == 1
+        assert stats.get("users:cold", 0) == 0 and stats.get("users:warm", 0) == 0
+        assert stats["users:active"] == 1
+        await store.close()
+
+    run(scenario())
