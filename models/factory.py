@@ -1,18 +1,50 @@
-"""The worker's default model line-up, in one place (the worker and the evaluation share it).
+"""The worker's model line-up, in one place (the worker and the evaluation share it).
 
 >>> engine = default_hybrid(thresholds=(1, 5, 20))
->>> sorted(engine.sources), engine.policy.names
-(['popularity'], ['cold', 'warm', 'active', 'established'])
+>>> sorted(engine.sources)
+['cf', 'content', 'mf', 'popularity', 'rating', 'session', 'sknn']
+>>> engine.policy.names
+['cold', 'warm', 'active', 'established']
+>>> build_row("cf").policy.names
+['all']
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from models.hybrid import HybridRecommender, SwitchingPolicy
+from models.base import Recommender
+from models.cf import ItemCooccurrence
+from models.content import ContentModel
+from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
+from models.mf import ImplicitMF, RatingMF
 from models.popularity import DecayedPopularity
+from models.session import SessionKNN, TransitionModel
 
-__all__ = ["default_hybrid"]
+__all__ = ["ROWS", "SOURCES", "build_row", "default_hybrid", "make_sources"]
+
+#: name -> constructor of every candidate source recstream ships.
+SOURCES: dict[str, Callable[[float, int], Recommender]] = {
+    "popularity": lambda half_life, seed: DecayedPopularity(half_life=half_life),
+    "content": lambda half_life, seed: ContentModel(),
+    "session": lambda half_life, seed: TransitionModel(),
+    "sknn": lambda half_life, seed: SessionKNN(),
+    "cf": lambda half_life, seed: ItemCooccurrence(),
+    "mf": lambda half_life, seed: ImplicitMF(seed=seed),
+    "rating": lambda half_life, seed: RatingMF(seed=seed),
+}
+
+#: Rows of ``recstream evaluate`` by default: every single source, then the hybrid.
+ROWS: tuple[str, ...] = ("popularity", "content", "session", "sknn", "cf", "mf", "hybrid")
+
+
+def make_sources(
+    names: Sequence[str], *, half_life: float = 24 * 3600.0, seed: int = 42
+) -> dict[str, Recommender]:
+    unknown = set(names) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {sorted(SOURCES)}")
+    return {name: SOURCES[name](half_life, seed) for name in names}
 
 
 def default_hybrid(
@@ -22,5 +54,19 @@ def default_hybrid(
     seed: int = 42,
 ) -> HybridRecommender:
     """Every source recstream ships, behind the switching policy with ``thresholds``."""
-    sources = {"popularity": DecayedPopularity(half_life=half_life)}
+    sources = make_sources(list(SOURCES), half_life=half_life, seed=seed)
     return HybridRecommender(sources, SwitchingPolicy.from_thresholds(thresholds))
+
+
+def build_row(
+    name: str,
+    *,
+    thresholds: Sequence[int] = (1, 5, 20),
+    half_life: float = 24 * 3600.0,
+    seed: int = 42,
+) -> HybridRecommender:
+    """``hybrid`` (the worker's default) or one source alone, as an evaluation row."""
+    if name == "hybrid":
+        return default_hybrid(thresholds=thresholds, half_life=half_life, seed=seed)
+    sources = make_sources([name], half_life=half_life, seed=seed)
+    return HybridRecommender(sources, SwitchingPolicy([Phase("all", 0, {name: 1.0})]))

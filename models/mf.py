@@ -1,8 +1,11 @@
 """Matrix factorisation: implicit feedback with sampled negatives, and explicit ratings (river).
 
-:class:`ImplicitMF` learns ``sigmoid(u . v_i + b_i)`` = "user u interacts with item i" by SGD in
-numpy: every positive event is a target 1 and ``n_negatives`` items drawn from a bounded pool of
-recent positives (so popular items are drawn more often) are targets 0; a dislike is a target 0.
+:class:`ImplicitMF` scores ``u . v_i + b_i`` and learns by BPR-style SGD in numpy: for every
+positive event, the item should outrank ``n_negatives`` items drawn uniformly from the known
+catalogue (a dislike: be outranked by them), weighted by the event's weight. Uniform negatives
+keep the popularity signal in the item biases; popularity-weighted negatives (drawn from recent
+events) measured far worse on MovieLens-100K. The user vector is the user's own factors plus
+the mean context vector of their last ``context`` items (recency, and a fold-in for new users).
 Item factors live in one numpy matrix (grown by doubling), so a user's candidates are ranked in
 bulk with one matrix-vector product and ``argpartition``.
 
@@ -29,10 +32,14 @@ from collections import OrderedDict
 from collections.abc import Collection
 
 import numpy as np
+from river import optim, reco
 
 from models.base import Candidate, Recommender, UserState
 
 __all__ = ["ImplicitMF", "RatingMF"]
+
+
+_BOUND = 10.0  # factors and biases are clipped to [-_BOUND, _BOUND]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -47,8 +54,9 @@ class ImplicitMF(Recommender):
         lr: SGD learning rate.
         l2: L2 penalty on factors and item biases.
         n_negatives: sampled negatives (target 0) per positive event.
-        pool_size: recent positive events kept to draw negatives from (popularity-weighted).
         max_users: user vectors kept (least recently active evicted first).
+        context: the user's last ``context`` items add the mean of their context vectors to the
+            user vector (recency, and a fold-in for users the model does not hold); 0: plain MF.
         init_scale: standard deviation of new factors.
         max_weight: event weights are clipped to ``[-max_weight, max_weight]``.
         seed: seed of the initialiser and the negative sampler.
@@ -59,25 +67,25 @@ class ImplicitMF(Recommender):
     def __init__(
         self,
         n_factors: int = 32,
-        lr: float = 0.05,
-        l2: float = 0.01,
+        lr: float = 0.1,
+        l2: float = 0.001,
         n_negatives: int = 4,
-        pool_size: int = 10_000,
         max_users: int = 100_000,
+        context: int = 5,
         init_scale: float = 0.1,
         max_weight: float = 3.0,
         seed: int = 0,
     ) -> None:
-        if n_factors < 1 or lr <= 0 or l2 < 0 or n_negatives < 0 or pool_size < 1:
-            raise ValueError("need n_factors >= 1, lr > 0, l2 >= 0, n_negatives >= 0")
-        if max_users < 1 or init_scale <= 0 or max_weight <= 0:
+        if n_factors < 1 or lr <= 0 or l2 < 0 or n_negatives < 1:
+            raise ValueError("need n_factors >= 1, lr > 0, l2 >= 0, n_negatives >= 1")
+        if max_users < 1 or context < 0 or init_scale <= 0 or max_weight <= 0:
             raise ValueError("need max_users >= 1, init_scale > 0, max_weight > 0")
         self.n_factors = n_factors
         self.lr = lr
         self.l2 = l2
         self.n_negatives = n_negatives
-        self.pool_size = pool_size
         self.max_users = max_users
+        self.context = context
         self.init_scale = init_scale
         self.max_weight = max_weight
         self.seed = seed
@@ -85,11 +93,10 @@ class ImplicitMF(Recommender):
         self._users: OrderedDict[str, np.ndarray] = OrderedDict()
         self._row: dict[str, int] = {}
         self._row_items: list[str | None] = []
-        self._V = np.zeros((256, n_factors))
+        self._V = np.zeros((256, n_factors))  # item factors
+        self._P = np.zeros((256, n_factors))  # item context factors (used when context > 0)
         self._b = np.zeros(256)
         self._alive = np.zeros(256, dtype=bool)
-        self._pool = np.zeros(pool_size, dtype=np.int64)
-        self._pool_n = 0  # positives pushed so far (the pool holds the last pool_size)
         self._dead = 0
 
     def __len__(self) -> int:
@@ -102,9 +109,11 @@ class ImplicitMF(Recommender):
             if row >= len(self._b):
                 grow = len(self._b)
                 self._V = np.vstack([self._V, np.zeros((grow, self.n_factors))])
+                self._P = np.vstack([self._P, np.zeros((grow, self.n_factors))])
                 self._b = np.concatenate([self._b, np.zeros(grow)])
                 self._alive = np.concatenate([self._alive, np.zeros(grow, dtype=bool)])
             self._V[row] = self._rng.normal(0.0, self.init_scale, self.n_factors)
+            self._P[row] = self._rng.normal(0.0, self.init_scale, self.n_factors)
             self._b[row] = 0.0
             self._alive[row] = True
             self._row[item_id] = row
@@ -123,10 +132,7 @@ class ImplicitMF(Recommender):
         return vec
 
     def _negatives(self, positive: int) -> np.ndarray:
-        held = min(self._pool_n, self.pool_size)
-        if held == 0 or self.n_negatives == 0:
-            return np.zeros(0, dtype=np.int64)
-        rows = self._pool[self._rng.integers(0, held, self.n_negatives)]
+        rows = self._rng.integers(0, len(self._row_items), self.n_negatives)
         return rows[(rows != positive) & self._alive[rows]]
 
     def learn_one(
@@ -141,29 +147,35 @@ class ImplicitMF(Recommender):
         if not math.isfinite(weight) or weight == 0:
             return
         weight = max(-self.max_weight, min(self.max_weight, weight))
+        ctx = self._context_rows(user)
         row = self._item_row(item_id)
         u = self._user_vec(user.user_id)
-        if weight > 0:
-            rows = np.concatenate([[row], self._negatives(row)])
-            targets = np.zeros(len(rows))
-            targets[0] = 1.0
-            conf = np.ones(len(rows))
-            conf[0] = weight
-        else:
-            rows, targets, conf = np.array([row]), np.zeros(1), np.array([-weight])
-        V = self._V[rows]
-        g = conf * (_sigmoid(V @ u + self._b[rows]) - targets)
-        new_u = u - self.lr * (g @ V + self.l2 * u)
-        new_V = V - self.lr * (g[:, None] * u + self.l2 * V)
-        new_b = self._b[rows] - self.lr * (g + self.l2 * self._b[rows])
-        if not (np.isfinite(new_u).all() and np.isfinite(new_V).all()):
+        neg = self._negatives(row)
+        if len(neg) == 0:
+            return
+        Pc = self._P[ctx]
+        full = u + Pc.mean(axis=0) if ctx else u
+        # BPR: the touched item should outrank each negative (be outranked, for a dislike).
+        sign = 1.0 if weight > 0 else -1.0
+        vi, Vj, bi, bj = self._V[row], self._V[neg], self._b[row], self._b[neg]
+        x = sign * ((vi - Vj) @ full + bi - bj)
+        g = -abs(weight) * sign * _sigmoid(-x)  # d(-log sigmoid(x)) / d(score_i - score_j)
+        g_user = g @ (vi - Vj)
+        new_u = u - self.lr * (g_user + self.l2 * u)
+        new_vi = vi - self.lr * (g.sum() * full + self.l2 * vi)
+        new_Vj = Vj - self.lr * (-g[:, None] * full + self.l2 * Vj)
+        new_Pc = Pc - self.lr * (g_user / max(1, len(ctx)) + self.l2 * Pc)
+        new_bi = bi - self.lr * (g.sum() + self.l2 * bi)
+        new_bj = bj - self.lr * (-g + self.l2 * bj)
+        if not (np.isfinite(new_u).all() and np.isfinite(new_vi).all()):
             return  # never let one event poison the factors
-        u[:] = np.clip(new_u, -10.0, 10.0)
-        self._V[rows] = np.clip(new_V, -10.0, 10.0)
-        self._b[rows] = np.clip(new_b, -10.0, 10.0)
-        if weight > 0:
-            self._pool[self._pool_n % self.pool_size] = row
-            self._pool_n += 1
+        u[:] = np.clip(new_u, -_BOUND, _BOUND)
+        if ctx:
+            self._P[ctx] = np.clip(new_Pc, -_BOUND, _BOUND)
+        self._V[neg] = np.clip(new_Vj, -_BOUND, _BOUND)
+        self._b[neg] = np.clip(new_bj, -_BOUND, _BOUND)
+        self._V[row] = np.clip(new_vi, -_BOUND, _BOUND)
+        self._b[row] = float(np.clip(new_bi, -_BOUND, _BOUND))
 
     def forget_item(self, item_id: str) -> None:
         row = self._row.pop(item_id, None)
@@ -177,32 +189,32 @@ class ImplicitMF(Recommender):
 
     def _compact(self) -> None:
         keep = np.flatnonzero(self._alive[: len(self._row_items)])
-        remap = np.full(len(self._b), -1, dtype=np.int64)
-        remap[keep] = np.arange(len(keep))
         size = max(256, 2 * len(keep))
         V, b = np.zeros((size, self.n_factors)), np.zeros(size)
         V[: len(keep)], b[: len(keep)] = self._V[keep], self._b[keep]
-        self._V, self._b = V, b
+        P = np.zeros_like(V)
+        P[: len(keep)] = self._P[keep]
+        self._V, self._b, self._P = V, b, P
         self._alive = np.zeros(size, dtype=bool)
         self._alive[: len(keep)] = True
         self._row_items = [self._row_items[r] for r in keep]
         self._row = {item: r for r, item in enumerate(self._row_items) if item is not None}
-        held = min(self._pool_n, self.pool_size)
-        pool = remap[self._pool[:held]]
-        pool = pool[pool >= 0]
-        self._pool = np.zeros(self.pool_size, dtype=np.int64)
-        self._pool[: len(pool)] = pool
-        self._pool_n = len(pool)
         self._dead = 0
 
+    def _context_rows(self, user: UserState) -> list[int]:
+        if self.context == 0:
+            return []
+        return [self._row[i] for i in user.recent[-self.context :] if i in self._row]
+
     def user_vector(self, user: UserState) -> np.ndarray | None:
-        """The user's factors; for a user the model does not hold (new, or evicted), the mean
-        factors of their recent items it knows. Never creates state."""
+        """The user's factors plus the mean context vector of their last items; for a user the
+        model does not hold (new, or evicted) only the latter. Never creates state."""
         vec = self._users.get(user.user_id)
-        if vec is not None:
+        ctx = self._context_rows(user)
+        if not ctx:
             return vec
-        rows = [self._row[i] for i in user.recent[-50:] if i in self._row]
-        return self._V[rows].mean(axis=0) if rows else None
+        mean = self._P[ctx].mean(axis=0)
+        return mean if vec is None else vec + mean
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
@@ -236,3 +248,174 @@ class ImplicitMF(Recommender):
             because = [recent[int(np.argmax(sims[j]))]] if sims is not None else []
             out.append(Candidate(item, float(_sigmoid(scores[r])), [self.name], because))
         return out
+
+
+class RatingMF(Recommender):
+    """Explicit-rating matrix factorisation: an average of ``n_models`` river ``BiasedMF``s.
+
+    Only events with a finite numeric ``value`` (a rating) are learned, clipped to
+    ``[rating_min, rating_max]``. :meth:`predict_rating` is read-only: unknown users or items
+    fall back to the global mean and the known biases. ``recommend`` ranks the catalogue by
+    predicted rating in bulk from item factors mirrored into numpy.
+
+    Parameters:
+        n_factors: latent dimensions.
+        bias_lr: SGD learning rate of the user and item biases.
+        latent_lr: SGD learning rate of the latent factors.
+        l2_bias: L2 penalty on biases.
+        l2_latent: L2 penalty on latent factors.
+        init_sigma: standard deviation of new latent factors.
+        n_models: models averaged (each seeded ``seed + m``); more is steadier, and slower.
+        rating_min: lowest rating.
+        rating_max: highest rating.
+        clip_gradient: bound on the loss gradient of one event.
+        seed: seed of the first model's latent initialiser.
+
+    >>> from models.base import UserState
+    >>> model = RatingMF(seed=1)
+    >>> alice, bob = UserState("alice"), UserState("bob")
+    >>> for _ in range(20):
+    ...     for user, item, stars in [(alice, "a", 5), (alice, "b", 1), (bob, "a", 5)]:
+    ...         model.learn_one(user, item, ts=0.0, value=stars)
+    >>> model.predict_rating("alice", "a") > 4 > 2 > model.predict_rating("alice", "b")
+    True
+    >>> model.predict_rating("bob", "a") > model.predict_rating("bob", "b")
+    True
+    >>> model.predict_rating("carol", "zzz") == model.predict_rating("carol", "yyy")
+    True
+    >>> "carol" in model.models[0].u_latents
+    False
+    """
+
+    name = "rating"
+
+    def __init__(
+        self,
+        n_factors: int = 10,
+        bias_lr: float = 0.035,
+        latent_lr: float = 0.06,
+        l2_bias: float = 0.0,
+        l2_latent: float = 0.0,
+        init_sigma: float = 0.05,
+        n_models: int = 3,
+        rating_min: float = 1.0,
+        rating_max: float = 5.0,
+        clip_gradient: float = 10.0,
+        seed: int = 0,
+    ) -> None:
+        if n_factors < 1 or n_models < 1 or rating_max <= rating_min or clip_gradient <= 0:
+            raise ValueError("need n_factors, n_models >= 1, rating_max > rating_min")
+        self.n_factors = n_factors
+        self.bias_lr = bias_lr
+        self.latent_lr = latent_lr
+        self.l2_bias = l2_bias
+        self.l2_latent = l2_latent
+        self.init_sigma = init_sigma
+        self.n_models = n_models
+        self.rating_min = rating_min
+        self.rating_max = rating_max
+        self.clip_gradient = clip_gradient
+        self.seed = seed
+        self.models = [
+            reco.BiasedMF(
+                n_factors=n_factors,
+                bias_optimizer=optim.SGD(bias_lr),
+                latent_optimizer=optim.SGD(latent_lr),
+                l2_bias=l2_bias,
+                l2_latent=l2_latent,
+                latent_initializer=optim.initializers.Normal(
+                    mu=0.0, sigma=init_sigma, seed=seed + m
+                ),
+                clip_gradient=clip_gradient,
+                seed=seed + m,
+            )
+            for m in range(n_models)
+        ]
+        self._row: dict[str, int] = {}
+        self._row_items: list[str | None] = []
+        self._V = np.zeros((n_models, 256, n_factors))
+        self._b = np.zeros((n_models, 256))
+        self._alive = np.zeros(256, dtype=bool)
+
+    def _clip(self, y: float) -> float:
+        return min(self.rating_max, max(self.rating_min, y))
+
+    def _mirror(self, item_id: str) -> None:
+        row = self._row.get(item_id)
+        if row is None:
+            row = len(self._row_items)
+            if row >= self._alive.shape[0]:
+                self._V = np.concatenate([self._V, np.zeros_like(self._V)], axis=1)
+                self._b = np.concatenate([self._b, np.zeros_like(self._b)], axis=1)
+                self._alive = np.concatenate([self._alive, np.zeros_like(self._alive)])
+            self._row[item_id] = row
+            self._row_items.append(item_id)
+            self._alive[row] = True
+        for m, mf in enumerate(self.models):
+            self._V[m, row] = mf.i_latents[item_id]
+            self._b[m, row] = mf.i_biases[item_id]
+
+    def learn_one(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+    ) -> None:
+        if value is None or isinstance(value, bool) or not math.isfinite(value):
+            return
+        y = self._clip(float(value))
+        for mf in self.models:
+            mf.learn_one(user.user_id, item_id, y)
+        self._mirror(item_id)
+
+    def predict_rating(self, user_id: str, item_id: str) -> float:
+        """Predicted rating in ``[rating_min, rating_max]``; creates no state."""
+        preds = []
+        for mf in self.models:
+            if mf.global_mean.n == 0:
+                return (self.rating_min + self.rating_max) / 2.0
+            y = mf.global_mean.get() + mf.u_biases.get(user_id, 0.0) + mf.i_biases.get(item_id, 0.0)
+            pu, qi = mf.u_latents.get(user_id), mf.i_latents.get(item_id)
+            if pu is not None and qi is not None:
+                y += float(np.dot(pu, qi))
+            preds.append(y)
+        y = sum(preds) / len(preds)
+        return self._clip(y) if math.isfinite(y) else self._clip(self.models[0].global_mean.get())
+
+    def forget_item(self, item_id: str) -> None:
+        row = self._row.pop(item_id, None)
+        if row is not None:
+            self._alive[row] = False
+            self._row_items[row] = None
+            for mf in self.models:
+                mf.i_latents.pop(item_id, None)
+                mf.i_biases.pop(item_id, None)
+
+    def recommend(
+        self, user: UserState, k: int = 10, exclude: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Top ``k`` items by predicted rating (the score; positive if ``rating_min > 0``)."""
+        n = len(self._row_items)
+        if k <= 0 or n == 0 or self.models[0].global_mean.n == 0:
+            return []
+        pred = np.zeros(n)
+        for m, mf in enumerate(self.models):
+            pred += mf.global_mean.get() + mf.u_biases.get(user.user_id, 0.0) + self._b[m, :n]
+            pu = mf.u_latents.get(user.user_id)
+            if pu is not None:
+                pred += self._V[m, :n] @ pu
+        pred = np.clip(pred / len(self.models), self.rating_min, self.rating_max)
+        pred[~self._alive[:n] | ~np.isfinite(pred)] = -np.inf
+        for item in exclude:
+            row = self._row.get(item)
+            if row is not None:
+                pred[row] = -np.inf
+        m = min(k, int(np.isfinite(pred).sum()))
+        if m == 0:
+            return []
+        top = np.argpartition(-pred, m - 1)[:m] if m < n else np.arange(n)
+        top = top[np.lexsort((top, -pred[top]))][:m]
+        return [Candidate(str(self._row_items[r]), float(pred[r]), [self.name]) for r in top]

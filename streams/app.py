@@ -20,6 +20,8 @@ from models.base import UserState
 from models.factory import default_hybrid
 from models.hybrid import HybridRecommender
 from state.store import RedisState
+from streams.dashboard import register_dashboard  # issue 5: live dashboard
+from streams.metrics import LiveMetrics  # issue 5: live dashboard
 from streams.processor import BatchProcessor, Record, to_recommendation, validation_error_text
 from streams.schemas import DeadLetter, ItemEvent
 from streams.settings import Settings
@@ -49,6 +51,7 @@ class Runtime:
         self.last_batch_at: float | None = None
         self.last_checkpoint_at = time.monotonic()
         self.checkpoint_loaded = False
+        self.metrics = LiveMetrics()  # issue 5: figures for /dashboard, /stats, /metrics
 
     # -- checkpoints --------------------------------------------------------------------
     async def load_checkpoint(self) -> None:
@@ -78,9 +81,14 @@ class Runtime:
         await self.store.save_models(blob, meta)
         self.last_checkpoint_at = time.monotonic()
 
-    async def maybe_checkpoint(self) -> None:
+    async def maybe_checkpoint(self, consumer: Any = None) -> None:
+        """Checkpoint the models, then commit Kafka offsets: the commit never runs ahead of
+        what the checkpoint reflects (the batch being processed is not acked yet), so after
+        a crash the replay from the committed offset covers everything the models lack."""
         if time.monotonic() - self.last_checkpoint_at >= self.settings.checkpoint_interval:
             await self.save_checkpoint()
+            if consumer is not None:
+                await consumer.commit()
 
     # -- reads for the views ------------------------------------------------------------
     async def user(self, user_id: str) -> UserState:
@@ -114,7 +122,10 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=settings.rebalance_timeout,
         broker_heartbeat_interval=max(0.5, settings.rebalance_timeout / 10),
-        broker_commit_interval=1.0,
+        # Offsets are committed right after each model checkpoint (Runtime.maybe_checkpoint),
+        # never on Faust's own timer, so Kafka's position never runs ahead of the models.
+        broker_commit_interval=10**6,
+        broker_commit_every=10**9,
         web_enabled=True,
     )
     app.runtime = rt  # type: ignore[attr-defined]
@@ -167,7 +178,8 @@ def create_app(settings: Settings) -> faust.App:
                         key=rec.user_id.encode(), value=rec.model_dump_json().encode()
                     )
                 rt.last_batch_at = time.time()
-                await rt.maybe_checkpoint()
+                rt.metrics.record_batch(out, rt.last_batch_at)  # issue 5: live dashboard
+                await rt.maybe_checkpoint(app.consumer)
         finally:
             await asyncio.shield(rt.save_checkpoint())
 
@@ -191,6 +203,7 @@ def create_app(settings: Settings) -> faust.App:
                 )
 
     register_views(app, rt)
+    register_dashboard(app, rt)  # issue 5: /dashboard, /stats, /metrics
     return app
 
 
@@ -226,6 +239,17 @@ def register_views(app: faust.App, rt: Runtime) -> None:
                 "last_served": user.last_served,
                 "hits": user.hits,
                 "profile_top": sorted(user.profile.items(), key=lambda kv: -abs(kv[1]))[:10],
+            }
+            return self.json(body)
+
+    @app.page("/items/{item_id}")
+    class ItemView(View):
+        async def get(self, request: Request, item_id: str) -> Response:
+            pop = rt.engine.sources.get("popularity")
+            body = {
+                "item_id": item_id,
+                "deleted": item_id in rt.engine.deleted,
+                "popularity": pop.score(item_id) if pop is not None else None,  # type: ignore[attr-defined]
             }
             return self.json(body)
 

@@ -3,6 +3,7 @@
 recstream up [--demo]          broker + Redis + worker on this machine (embedded)
 recstream worker               a worker against RECSTREAM_BROKER / RECSTREAM_REDIS_URL
 recstream replay PATH --format movielens|csv|jsonl [--rate N]
+recstream tail [--user ID] [--from-beginning]   print recommendations as they arrive
 """
 
 from __future__ import annotations
@@ -61,6 +62,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.factory import ROWS
+    from streams.datasets import DataSetError, read_catalogue, read_dataset
+    from streams.evaluate import evaluate, print_result
+
+    settings = load_settings()
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else ROWS
+    try:
+        ds = read_dataset(args.path, args.format)
+        items = read_catalogue(args.items) if args.items else []
+        if args.limit:
+            ds.events = ds.events[: args.limit]
+        result = evaluate(
+            ds,
+            models,
+            k=args.k,
+            thresholds=settings.thresholds,
+            history=settings.history,
+            session_gap=settings.session_gap,
+            items=items,
+            progress=not args.no_progress,
+        )
+    except (DataSetError, ValueError) as exc:
+        print(f"recstream evaluate: {exc}", file=sys.stderr)
+        return 2
+    print_result(result, args.json)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:  # issue 5: recommendations tail
+    from streams.tail import run_tail
+
+    return run_tail(load_settings(), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recstream", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="publish only the first N events")
     p.add_argument("--no-items", action="store_true", help="do not publish the catalogue")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("evaluate", help="prequential evaluation of every model on a data set")
+    p.add_argument("path")
+    p.add_argument("--format", required=True, choices=["movielens", "csv", "jsonl"])
+    p.add_argument("--items", help="catalogue: CSV item_id,title,tags (tags split by |) or JSONL")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--models", help="comma-separated rows (default: all single models + hybrid)")
+    p.add_argument("--limit", type=int, help="only the first N events (in time order)")
+    p.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    # issue 5: recommendations tail
+    p = sub.add_parser("tail", help="print recommendations as they are published")
+    p.add_argument("--user", help="only this user's recommendations")
+    p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
+    p.add_argument("--json", action="store_true", help="print each message as JSON")
+    p.add_argument("--count", type=int, default=None, help="stop after N messages")
+    p.set_defaults(func=cmd_tail)
     return parser
 
 

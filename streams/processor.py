@@ -53,7 +53,8 @@ class BatchOutcome:
     # filled by process(), written by commit()
     _users: dict[str, UserState] = field(default_factory=dict)
     _event_ids: list[str] = field(default_factory=list)
-    _offsets: dict[str, int] = field(default_factory=dict)
+    _offsets: dict[str, int] = field(default_factory=dict)  # newest offset per partition
+    _applied: dict[str, int] = field(default_factory=dict)  # the ones that move forward
 
 
 def validation_error_text(exc: ValidationError) -> str:
@@ -126,7 +127,12 @@ class BatchProcessor:
         # Records at or below the applied offset were handled before a crash: DLQ included.
         out.dead = [d for d in out.dead if d.offset > view.applied.get(self.tp(d.partition), -1)]
         stats["dead"] = len(out.dead)
+        # a redelivered batch must never move a partition's applied offset backwards
+        out._applied = {
+            tp: off for tp, off in out._offsets.items() if off > view.applied.get(tp, -1)
+        }
         seen_ids = set(view.duplicates)
+        relearned: set[str] = set()
         newest: dict[str, tuple[str, float | None]] = {}
         before: dict[str, str | None] = {}  # each user's phase as loaded (None: new user)
         now = time.time()
@@ -140,7 +146,15 @@ class BatchProcessor:
                     self.engine.phase(user).name if view.users[ev.user_id] else None
                 )
             learned = rec.offset <= self.model_offsets.get(tp, -1)
+            ts = ev.timestamp if ev.timestamp is not None else (rec.timestamp or now)
+            weight = interaction_weight(ev.type, ev.value)
+            value = ev.value if ev.type == "rating" else None
             if rec.offset <= view.applied.get(tp, -1):
+                # Applied to Redis before a crash; the models (restored from an older
+                # checkpoint) may still lack it. Their context is the user's current state.
+                if not learned and eid not in relearned:
+                    self.engine.learn_one(user, ev.item_id, ts=ts, weight=weight, value=value)
+                relearned.add(eid)
                 stats["replayed"] += 1
                 newest[ev.user_id] = (eid, rec.timestamp)
                 continue
@@ -153,9 +167,9 @@ class BatchProcessor:
                 hit = self.engine.observe(
                     user,
                     ev.item_id,
-                    ts=ev.timestamp if ev.timestamp is not None else (rec.timestamp or now),
-                    weight=interaction_weight(ev.type, ev.value),
-                    value=ev.value if ev.type == "rating" else None,
+                    ts=ts,
+                    weight=weight,
+                    value=value,
                     session_id=ev.session_id,
                     idle_gap=self.settings.session_gap,
                     learn=not learned,
@@ -202,7 +216,7 @@ class BatchProcessor:
         await self.store.commit_batch(
             {uid: u.to_dict() for uid, u in out._users.items()},
             out._event_ids,
-            out._offsets,
+            out._applied,
             self.settings.dedup_ttl,
             {**out.stats, "recommendations": len(out.recommendations)},
         )
