@@ -1,0 +1,135 @@
+"""The Prometheus text exposition (format 0.0.4) of :class:`streams.metrics.LiveMetrics`.
+
+Pure: the caller passes in what it read from Redis (users per phase) and from the consumer
+(lag per partition). Counters are this worker's since it started (Prometheus' ``rate()`` copes
+with the reset a restart causes); the ``recstream_users`` gauge is cluster-wide (Redis).
+
+>>> from streams.metrics import LiveMetrics
+>>> text = render(LiveMetrics(), users={"cold": 2}, lag=[], now=0.0)
+>>> 'recstream_users{phase="cold"} 2' in text.splitlines()
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streams.metrics import LiveMetrics
+
+__all__ = ["CONTENT_TYPE", "render"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: (name, totals key, help) of the plain counters
+COUNTERS = (
+    ("recstream_records_total", "records", "Interaction records consumed (any outcome)."),
+    ("recstream_events_total", "events", "Valid interaction events applied."),
+    ("recstream_recommendations_total", "recommendations", "Recommendation lists published."),
+    ("recstream_dead_letters_total", "dead", "Records sent to the dead-letter topic."),
+    ("recstream_duplicates_total", "duplicates", "Events dropped as duplicates (event_id)."),
+    ("recstream_replayed_total", "replayed", "Records already applied before a restart."),
+    ("recstream_hits_total", "hits", "Events whose item was in the list last served."),
+    ("recstream_batches_total", "batches", "Batches processed."),
+)
+
+
+def _label(value: object) -> str:
+    text = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _num(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _family(
+    name: str, kind: str, help_: str, samples: Iterable[tuple[str, Mapping[str, Any], float]]
+) -> list[str]:
+    lines = [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+    for suffix, labels, value in samples:
+        tags = ",".join(f"{k}={_label(v)}" for k, v in labels.items())
+        lines.append(
+            f"{name}{suffix}{{{tags}}} {_num(value)}" if tags else f"{name}{suffix} {_num(value)}"
+        )
+    return lines
+
+
+def render(
+    metrics: LiveMetrics,
+    *,
+    users: Mapping[str, int],
+    lag: Iterable[Mapping[str, Any]],
+    now: float,
+) -> str:
+    totals = metrics.totals
+    out: list[str] = []
+    for name, key, help_ in COUNTERS:
+        out += _family(name, "counter", help_, [("", {}, totals.get(key, 0))])
+    phases = sorted(metrics.phase_events)
+    out += _family(
+        "recstream_phase_events_total",
+        "counter",
+        "Valid events applied, by the user's phase when the event arrived.",
+        [("", {"phase": p}, totals.get(f"events:{p}", 0)) for p in phases],
+    )
+    out += _family(
+        "recstream_phase_hits_total",
+        "counter",
+        "Online hits, by the user's phase when the event arrived.",
+        [("", {"phase": p}, totals.get(f"hits:{p}", 0)) for p in phases],
+    )
+    hist = metrics.latency_hist
+    buckets = [("_bucket", {"le": _num(le / 1000.0)}, n) for le, n in hist.cumulative()]
+    out += _family(
+        "recstream_latency_seconds",
+        "histogram",
+        "Event arrival at the broker to recommendation published.",
+        [*buckets, ("_sum", {}, hist.sum / 1000.0), ("_count", {}, hist.count)],
+    )
+    rolling = [("", {"phase": ""}, metrics.hit_rate(now))]
+    rolling += [("", {"phase": p}, metrics.hit_rate(now, p)) for p in phases]
+    out += _family(
+        "recstream_online_hit_rate",
+        "gauge",
+        f"Share of events in the last {metrics.window}s whose item was in the list last served "
+        '(phase="" is all phases).',
+        [(s, labels, v) for s, labels, v in rolling if v is not None],
+    )
+    out += _family(
+        "recstream_users",
+        "gauge",
+        "Users per phase of the switching policy (all workers, from Redis).",
+        [("", {"phase": p}, n) for p, n in sorted(users.items())],
+    )
+    out += _family(
+        "recstream_consumer_lag",
+        "gauge",
+        "Highwater minus the offset this worker committed, per assigned partition.",
+        [
+            ("", {"topic": row["topic"], "partition": row["partition"]}, row["lag"])
+            for row in lag
+            if row.get("lag") is not None
+        ],
+    )
+    out += _family(
+        "recstream_consumer_unread",
+        "gauge",
+        "Records on the broker this worker has not read yet, per assigned partition.",
+        [
+            ("", {"topic": row["topic"], "partition": row["partition"]}, row["unread"])
+            for row in lag
+            if row.get("unread") is not None
+        ],
+    )
+    if metrics.last_batch_at is not None:
+        out += _family(
+            "recstream_last_batch_timestamp_seconds",
+            "gauge",
+            "Unix time of the last processed batch.",
+            [("", {}, metrics.last_batch_at)],
+        )
+    return "\n".join(out) + "\n"

@@ -1,0 +1,212 @@
+"""Issue 5, "see it live": /stats, /metrics, /dashboard in a real headless Chromium, and
+``recstream tail`` — against a real worker, broker (Tansu) and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from browser_cdp import CDP, Chromium, install_chromium
+from conftest import settings_env, wait_for
+
+pytestmark = pytest.mark.integration
+
+#: users and how many events each sends: three end up "active" (>= 5), two "warm" (1-4)
+HISTORIES = {"a0": 6, "a1": 6, "a2": 7, "w0": 2, "w1": 1}
+BAD = [b"{not json", json.dumps({"item_id": "i1"}).encode()]
+
+
+def publish_shop(publish: Callable[..., None]) -> int:
+    n = 0
+    for user, count in HISTORIES.items():
+        for i in range(count):
+            publish({"user_id": user, "item_id": f"i{(i * 3) % 7}", "event_id": f"{user}-{i}"})
+            n += 1
+    for raw in BAD:
+        publish(raw, key=b"bad")
+    return n
+
+
+def get_text(url: str) -> tuple[int, str, str]:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+
+
+def prometheus_samples(text: str) -> dict[str, float]:
+    """``name{labels}`` -> value for every sample line (the text format must parse)."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert line == "" or line.startswith(("# HELP ", "# TYPE ")), line
+            continue
+        name, value = line.rsplit(" ", 1)
+        samples[name] = float(value)
+    return samples
+
+
+def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish):
+    worker.start()
+    n_events = publish_shop(publish)
+    wait_for(
+        lambda: (
+            worker.get("/stats")[1]["totals"].get("events") == n_events
+            and worker.get("/stats")[1]["dlq"]["count"] == len(BAD)
+        ),
+        what=f"{n_events} events and {len(BAD)} dead letters in /stats",
+    )
+    status, stats = worker.get("/stats")
+    assert status == 200
+    assert stats["phases"] == ["cold", "warm", "active", "established"]
+    assert stats["users_by_phase"] == {"cold": 0, "warm": 2, "active": 3, "established": 0}
+    assert stats["rates"]["records_in"] > 0 and stats["rates"]["recommendations_out"] > 0
+    assert stats["totals"]["records"] == n_events + len(BAD)
+    assert stats["latency_ms"]["p50"] is not None
+    assert stats["latency_ms"]["p50"] <= stats["latency_ms"]["p95"] <= stats["latency_ms"]["p99"]
+    phases = stats["hit_rate"]["phases"]
+    assert sum(p["events"] for p in phases.values()) == n_events
+    assert phases["cold"]["events"] == len(HISTORIES)  # each user's first event
+    assert stats["recent"] and any(r["items"] for r in stats["recent"])
+    assert all(it["sources"] for r in stats["recent"] for it in r["items"])
+    assert {e["offset"] for e in stats["dlq"]["recent"]} and "user_id" in json.dumps(
+        stats["dlq"]["recent"]
+    )
+    assert stats["trending"] and stats["trending"][0]["score"] > 0
+    topic = settings.topic("interactions")
+
+    def caught_up() -> bool:
+        rows = [r for r in worker.get("/stats")[1]["lag"] if r["topic"] == topic]
+        return sum(r["highwater"] or 0 for r in rows) == n_events + len(BAD) and all(
+            r["unread"] == 0 for r in rows
+        )
+
+    wait_for(caught_up, what="highwaters summing to the records published, none unread")
+
+    status, ctype, text = get_text(f"{worker.base}/metrics")
+    assert status == 200 and ctype.startswith("text/plain")
+    samples = prometheus_samples(text)
+    assert samples["recstream_events_total"] == n_events
+    assert samples["recstream_dead_letters_total"] == len(BAD)
+    assert samples["recstream_records_total"] == n_events + len(BAD)
+    assert samples['recstream_users{phase="active"}'] == 3
+    assert samples['recstream_users{phase="warm"}'] == 2
+    recs = samples["recstream_recommendations_total"]
+    assert recs >= len(HISTORIES)
+    assert samples['recstream_latency_seconds_bucket{le="+Inf"}'] == recs
+    assert samples["recstream_latency_seconds_count"] == recs
+    assert f'recstream_consumer_lag{{topic="{topic}",partition="0"}}' in samples
+
+    status, ctype, page = get_text(f"{worker.base}/dashboard")
+    assert status == 200 and ctype.startswith("text/html") and "recstream · live" in page
+    status, ctype, script = get_text(f"{worker.base}/dashboard/dashboard.js")
+    assert ctype.startswith("application/javascript") and 'fetch("/stats"' in script
+    assert worker.get("/dashboard/secret.txt")[0] == 404
+
+
+def test_tail_prints_recommendations_for_one_user(settings, worker, publish):
+    worker.start()
+    publish_shop(publish)  # one batch may hold a user's events: one message per user per batch
+    tail = [sys.executable, "-m", "streams.cli", "tail", "--from-beginning"]
+    env = settings_env(settings)
+    out = subprocess.run(
+        [*tail, "--user", "a0", "--count", "1"], env=env, capture_output=True, timeout=90
+    )
+    assert out.returncode == 0, out.stderr.decode()[-2000:]
+    (line,) = out.stdout.decode().splitlines()
+    assert " a0  " in line and " ms  after a0-" in line and " -> " in line
+    out = subprocess.run(
+        [*tail, "--count", "3", "--json"], env=env, capture_output=True, timeout=60
+    )
+    messages = [json.loads(x) for x in out.stdout.decode().splitlines()]
+    assert len(messages) == 3 and {m["user_id"] for m in messages} <= set(HISTORIES)
+
+
+@pytest.fixture
+def traffic(publish: Callable[..., None]) -> Iterator[Callable[[], None]]:
+    """start() publishes ~40 events/s for a rotating set of users until the test ends."""
+    stop = threading.Event()
+
+    def run() -> None:
+        n = 0
+        while not stop.is_set():
+            publish({"user_id": f"live{n % 15}", "item_id": f"i{(n * 7) % 23}"})
+            n += 1
+            time.sleep(0.025)
+
+    thread = threading.Thread(target=run, daemon=True)
+    yield thread.start
+    stop.set()
+    thread.join(5)
+
+
+READ_PAGE = """document.querySelector('#kpi-events-in') === null ? "null" : JSON.stringify({
+  status: document.querySelector('#status').textContent,
+  eventsIn: document.querySelector('#kpi-events-in').textContent,
+  recsOut: document.querySelector('#kpi-recs-out').textContent,
+  p95: document.querySelector('#kpi-p95').textContent,
+  phaseUsers: Object.fromEntries([...document.querySelectorAll('[data-phase-users]')]
+    .map(td => [td.dataset.phaseUsers, Number(td.textContent)])),
+  feed: [...document.querySelectorAll('#feed-table tbody tr')].map(tr => tr.textContent),
+  paths: document.querySelectorAll('#chart-throughput path').length,
+})"""
+
+
+def number(text: str) -> float:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:  # a dash: no figure yet
+        return 0.0
+
+
+def test_dashboard_in_headless_chromium_shows_live_numbers(
+    settings, worker, publish, traffic, tmp_path: Path
+):
+    exe, why = install_chromium()
+    if exe is None:
+        pytest.skip(f"browser test needs Chromium: {why}")
+    worker.start()
+    publish_shop(publish)
+    traffic()
+    wait_for(lambda: worker.get("/stats")[1]["totals"].get("events", 0) > 20, what="events")
+
+    async def drive(ws_url: str) -> tuple[dict, dict]:
+        async with CDP(ws_url) as cdp:
+            deadline = time.monotonic() + 60
+            first: dict | None = None
+            while time.monotonic() < deadline:
+                page = json.loads(await cdp.evaluate(READ_PAGE))
+                if page is None:  # still loading
+                    await asyncio.sleep(0.3)
+                    continue
+                ready = number(page["eventsIn"]) > 0 and page["feed"]
+                if first is None and ready:
+                    first = page
+                elif (
+                    first is not None
+                    and page["status"] != first["status"]  # re-rendered...
+                    and page["feed"] != first["feed"]  # ...with newer lists: it moves
+                ):
+                    await asyncio.sleep(1.5)  # let the charts draw another tick
+                    await cdp.screenshot(tmp_path / "dashboard.png")
+                    return first, json.loads(await cdp.evaluate(READ_PAGE))
+                await asyncio.sleep(0.5)
+            raise AssertionError(f"dashboard did not come alive: {first} / {page}")
+
+    with Chromium(exe, f"{worker.base}/dashboard", tmp_path / "chromium-profile") as browser:
+        _, page = asyncio.run(drive(browser.ws_url))
+
+    assert page["status"].startswith("updated")
+    assert number(page["eventsIn"]) > 0 and number(page["recsOut"]) > 0
+    assert number(page["p95"]) > 0
+    assert page["phaseUsers"]["active"] >= 3 and page["phaseUsers"]["warm"] >= 1
+    assert sum(page["phaseUsers"].values()) >= len(HISTORIES)
+    assert page["paths"] == 2  # both throughput lines drawn
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    print(f"screenshot: {tmp_path / 'dashboard.png'}")
