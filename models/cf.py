@@ -6,9 +6,11 @@ history. The similarity of two items is an asymmetric cosine ``co / (n_i ** alph
 n_j ** (1 - alpha))`` over the items' interaction counts ``n`` (``alpha=0.5``: plain cosine),
 damped by a shrinkage term for pairs seen only a few times. Each item keeps at most
 ``2 * max_neighbors`` neighbours (the weakest are pruned back to ``max_neighbors``), so memory
-grows with the catalogue, never with its square. With ``half_life`` set, counts decay with the
-forward-decay trick (see :mod:`models.popularity`), which leaves similarities unchanged unless
-the balance of evidence changes.
+grows with the catalogue, never with its square. Recommending gathers the neighbour lists of
+the user's recent items into numpy arrays and sums them there, never looping over the
+catalogue. With ``half_life`` set, counts decay with the forward-decay trick (see
+:mod:`models.popularity`), which leaves similarities unchanged unless the balance of evidence
+changes; evidence that has decayed to nothing is dropped.
 
 >>> from models.base import UserState
 >>> cf = ItemCooccurrence()
@@ -28,15 +30,17 @@ the balance of evidence changes.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Collection
+
+import numpy as np
 
 from models.base import Candidate, Recommender, UserState
 
 __all__ = ["ItemCooccurrence"]
 
 _MAX_WEIGHT = 10.0  # one event never counts more than this, whatever the caller passes
+_FLOOR = 1e-12  # decayed evidence below this (one event now weighs 1) is dropped on rescale
 
 
 class ItemCooccurrence(Recommender):
@@ -59,7 +63,7 @@ class ItemCooccurrence(Recommender):
         self,
         window: int = 50,
         window_decay: float = 0.95,
-        max_neighbors: int = 100,
+        max_neighbors: int = 200,
         alpha: float = 0.5,
         shrinkage: float = 0.0,
         history: int = 30,
@@ -80,14 +84,25 @@ class ItemCooccurrence(Recommender):
         self.history = history
         self.history_decay = history_decay
         self.half_life = half_life
-        self._n: dict[str, float] = {}
-        self._inv: dict[str, float] = {}  # 1 / n ** (1 - alpha), kept in step with _n
-        self._co: dict[str, dict[str, float]] = {}
+        self._index: dict[str, int] = {}
+        self._items: list[str] = []
+        self._n = np.zeros(1024, dtype=np.float64)  # decayed interaction count per item
+        self._co: list[dict[int, float]] = []  # row i: neighbour index -> co-occurrence
         self._t0: float | None = None
         self._scale = 1.0  # forward-decay boost of the newest event
 
     def __len__(self) -> int:
-        return len(self._n)
+        return int(np.count_nonzero(self._n[: len(self._items)]))
+
+    def _idx(self, item_id: str) -> int:
+        idx = self._index.get(item_id)
+        if idx is None:
+            idx = self._index[item_id] = len(self._items)
+            self._items.append(item_id)
+            self._co.append({})
+            if idx >= len(self._n):
+                self._n = np.concatenate([self._n, np.zeros_like(self._n)])
+        return idx
 
     def _boost(self, ts: float) -> float:
         if self.half_life is None:
@@ -96,15 +111,15 @@ class ItemCooccurrence(Recommender):
             self._t0 = ts
         exponent = (ts - self._t0) / self.half_life
         if exponent > 60:  # rescale everything before floats overflow; ratios are unchanged
-            factor = 2.0 ** (-exponent)
-            self._n = {i: v * factor for i, v in self._n.items()}
-            self._inv = {i: v ** (self.alpha - 1.0) for i, v in self._n.items()}
-            for row in self._co.values():
-                for j in row:
-                    row[j] *= factor
-            self._t0, exponent = ts, 0.0
+            factor = 2.0 ** (-exponent)  # evidence decayed below _FLOOR is forgotten
+            self._n *= factor
+            self._n[self._n < _FLOOR] = 0.0
+            self._co = [
+                {j: c * factor for j, c in row.items() if c * factor > _FLOOR} for row in self._co
+            ]
+            self._t0, exponent, self._scale = ts, 0.0, 1.0
         self._scale = max(self._scale, 2.0**exponent)
-        return float(2.0**exponent)
+        return float(2.0 ** max(exponent, -60.0))
 
     def learn_one(
         self,
@@ -118,92 +133,115 @@ class ItemCooccurrence(Recommender):
         if not (math.isfinite(weight) and weight > 0 and math.isfinite(ts)):
             return  # dislikes and garbage carry no co-occurrence evidence
         w = min(weight, _MAX_WEIGHT) * self._boost(ts)
-        n_i = self._n[item_id] = self._n.get(item_id, 0.0) + w
-        self._inv[item_id] = n_i ** (self.alpha - 1.0)
-        row = self._co.setdefault(item_id, {})
-        pos_w = w
+        i = self._idx(item_id)
+        self._n[i] += w
+        row = self._co[i]
         seen = 0
         for other in reversed(user.recent):
             if other == item_id:
                 continue
             if seen >= self.window:
                 break
-            row[other] = row.get(other, 0.0) + pos_w
-            back = self._co.setdefault(other, {})
-            back[item_id] = back.get(item_id, 0.0) + pos_w
+            j = self._idx(other)
+            row[j] = row.get(j, 0.0) + w
+            back = self._co[j]
+            back[i] = back.get(i, 0.0) + w
             if len(back) > 2 * self.max_neighbors:
-                self._prune(other)
-            pos_w *= self.window_decay
+                self._prune(j)
+            w *= self.window_decay
             seen += 1
         if len(row) > 2 * self.max_neighbors:
-            self._prune(item_id)
+            self._prune(i)
 
-    def _sim(self, co: float, n_i: float, n_j: float) -> float:
-        sim = co / (n_i**self.alpha * n_j ** (1.0 - self.alpha))
+    def _row(self, i: int, w: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour indices of item ``i`` and their similarities times ``w``."""
+        row, n_i = self._co[i], self._n[i]
+        idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+        co = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        if not len(row) or n_i <= 0:
+            return idx[:0], co[:0]
+        n_j = self._n[idx]
+        live = n_j > 0
+        idx, co, n_j = idx[live], co[live], n_j[live]
+        sim = co * (w / n_i**self.alpha) / n_j ** (1.0 - self.alpha)
         if self.shrinkage:
             sim *= co / (co + self.shrinkage * self._scale)
-        return sim
+        return idx, sim
 
-    def _neighbors(self, item_id: str) -> list[tuple[str, float]]:
-        n_i = self._n.get(item_id)
-        row = self._co.get(item_id)
-        if not n_i or not row:
-            return []
-        n = self._n
-        return [(j, self._sim(co, n_i, n[j])) for j, co in row.items() if n.get(j)]
-
-    def _prune(self, item_id: str) -> None:
-        best = heapq.nlargest(self.max_neighbors, self._neighbors(item_id), key=lambda p: p[1])
-        row = self._co[item_id]
-        self._co[item_id] = {j: row[j] for j, _ in best}
+    def _prune(self, i: int) -> None:
+        idx, sim = self._row(i)
+        keep = idx[np.argsort(-sim, kind="stable")[: self.max_neighbors]]
+        row = self._co[i]
+        self._co[i] = {int(j): row[int(j)] for j in keep}
 
     def similarity(self, i: str, j: str) -> float:
         """Similarity of ``j`` as a neighbour of ``i`` (0 when not a kept neighbour)."""
-        co = self._co.get(i, {}).get(j)
-        if not co or not self._n.get(i) or not self._n.get(j):
+        a, b = self._index.get(i), self._index.get(j)
+        if a is None or b is None:
             return 0.0
-        return self._sim(co, self._n[i], self._n[j])
+        co, n_a, n_b = self._co[a].get(b, 0.0), float(self._n[a]), float(self._n[b])
+        if co <= 0 or n_a <= 0 or n_b <= 0:
+            return 0.0
+        sim = co / (n_a**self.alpha * n_b ** (1.0 - self.alpha))
+        return sim * co / (co + self.shrinkage * self._scale) if self.shrinkage else sim
 
     def similar_items(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` kept neighbours of ``item_id`` most similar to it, best first."""
-        pairs = self._neighbors(item_id)
-        return heapq.nsmallest(k, pairs, key=lambda p: (-p[1], p[0]))
+        i = self._index.get(item_id)
+        if i is None:
+            return []
+        idx, sim = self._row(i)
+        order = np.argsort(-sim, kind="stable")[:k]
+        return [(self._items[idx[o]], float(sim[o])) for o in order]
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
     ) -> list[Candidate]:
         if k <= 0:
             return []
-        scores: dict[str, float] = {}
-        weights: dict[str, float] = {}
-        inv, shrink = self._inv, self.shrinkage * self._scale
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        sources: list[str] = []  # the user's item behind each part
         w = 1.0
         for item in reversed(user.recent[-self.history :]):
-            weights[item] = w
-            row, n_i = self._co.get(item), self._n.get(item)
-            if row and n_i:
-                a = w / n_i**self.alpha
-                for j, co in row.items():  # the hot loop: inlined _sim
-                    inv_j = inv.get(j)
-                    if inv_j:
-                        sim = a * co * inv_j
-                        scores[j] = scores.get(j, 0.0) + (sim * co / (co + shrink) if shrink else sim)
+            i = self._index.get(item)
+            if i is not None and self._co[i]:
+                parts.append(self._row(i, w))
+                sources.append(item)
             w *= self.history_decay
-        ranked = heapq.nsmallest(
-            k,
-            ((j, s) for j, s in scores.items() if j not in exclude and s > 0 and math.isfinite(s)),
-            key=lambda p: (-p[1], p[0]),
-        )
-        out: list[Candidate] = []
-        for j, s in ranked:
-            parts = [(hw * self.similarity(i, j), i) for i, hw in weights.items()]
-            because = [i for p, i in sorted(parts, key=lambda p: (-p[0], p[1]))[:2] if p > 0]
-            out.append(Candidate(j, s, [self.name], because))
-        return out
+        if not parts:
+            return []
+        idx = np.concatenate([p[0] for p in parts])
+        sims = np.concatenate([p[1] for p in parts])
+        cand, inverse = np.unique(idx, return_inverse=True)
+        scores = np.bincount(inverse, weights=sims, minlength=len(cand))
+        banned = [self._index[x] for x in exclude if x in self._index]
+        if banned:
+            scores[np.isin(cand, banned)] = 0.0
+        scores[~np.isfinite(scores)] = 0.0
+        m = min(k, len(scores))
+        top = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
+        top = top[np.lexsort((cand[top], -scores[top]))]
+        top = top[scores[top] > 0]
+        # because: the (up to) two user items contributing most to each chosen candidate
+        part_of = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
+        why: dict[int, list[tuple[float, str]]] = {int(t): [] for t in top}
+        for e in np.flatnonzero(np.isin(inverse, top)):
+            why[int(inverse[e])].append((-float(sims[e]), sources[part_of[e]]))
+        return [
+            Candidate(
+                self._items[cand[t]],
+                float(scores[t]),
+                [self.name],
+                [item for _, item in sorted(why[int(t)])[:2]],
+            )
+            for t in top
+        ]
 
     def forget_item(self, item_id: str) -> None:
-        self._n.pop(item_id, None)
-        self._inv.pop(item_id, None)
-        for j in self._co.pop(item_id, {}):
-            self._co.get(j, {}).pop(item_id, None)
-        # rows that still name the item (pruned one way only) skip it: it has no count now
+        i = self._index.get(item_id)
+        if i is None:
+            return
+        self._n[i] = 0.0  # rows that still name it (pruned one way only) skip it: no count
+        for j in self._co[i]:
+            self._co[j].pop(i, None)
+        self._co[i] = {}

@@ -1,0 +1,161 @@
+"""Unit tests of the session models (TransitionModel, SessionKNN) on seeded synthetic streams."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from models.base import UserState
+from models.session import SessionKNN, TransitionModel
+
+MODELS = [TransitionModel, SessionKNN]
+
+
+def replay(model, sessions, *, ts0: float = 0.0, weight: float = 1.0) -> dict[str, UserState]:
+    """Feed ``(user_id, session_id, items)`` triples: learn before observe, as the engine does."""
+    users: dict[str, UserState] = {}
+    ts = ts0
+    for user_id, session_id, items in sessions:
+        user = users.setdefault(user_id, UserState(user_id))
+        for item in items:
+            ts += 1.0
+            model.learn_one(user, item, ts=ts, weight=weight)
+            user.observe(item, ts=ts, session_id=session_id)
+    return users
+
+
+def random_sessions(seed: int, n: int, n_items: int = 200) -> list[tuple[str, str, list[str]]]:
+    rng = random.Random(seed)
+    return [
+        (f"u{rng.randrange(50)}", f"s{s}", [f"i{rng.randrange(n_items)}" for _ in range(6)])
+        for s in range(n)
+    ]
+
+
+def session_user(*items: str) -> UserState:
+    user = UserState("me")
+    for item in items:
+        user.observe(item, ts=1e6, session_id="mine")
+    return user
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_a_then_b_is_learned(cls) -> None:
+    model = cls()
+    noise = random_sessions(0, 30)
+    planted = [(f"p{n}", "s", ["A", "B"]) for n in range(10)]
+    replay(model, noise + planted)
+    recs = model.recommend(session_user("A"), k=3, exclude={"A"})
+    assert recs[0].item_id == "B"
+    assert recs[0].because == ["A"]
+    assert recs[0].sources == [cls.name]
+    assert all(c.score > 0 for c in recs)
+
+
+def test_transitions_follow_the_last_item() -> None:
+    model = TransitionModel(skip_weight=0.0)
+    replay(model, [(f"u{n}", "s", ["A", "B", "C"]) for n in range(5)])
+    assert [c.item_id for c in model.recommend(session_user("A", "B"), k=1)] == ["C"]
+    assert [item for item, _ in model.next_items("A")] == ["B"]
+    assert model.next_items("A")[0][1] == pytest.approx(1.0)
+
+
+def test_transition_skip_order() -> None:
+    model = TransitionModel(skip_weight=0.5)
+    replay(model, [(f"u{n}", "s", ["A", "B", "C"]) for n in range(5)])
+    assert [item for item, _ in model.next_items("A", k=2)] == ["B", "C"]
+
+
+def test_transition_decay_prefers_recent() -> None:
+    model = TransitionModel(half_life=10.0, skip_weight=0.0)
+    replay(model, [(f"old{n}", "s", ["A", "B"]) for n in range(20)])
+    replay(model, [(f"new{n}", "s", ["A", "C"]) for n in range(5)], ts0=1000.0)
+    assert model.recommend(session_user("A"), k=1)[0].item_id == "C"
+    events = TransitionModel(half_life=3.0, clock="events", skip_weight=0.0)
+    replay(events, [(f"old{n}", "s", ["A", "B"]) for n in range(20)])
+    replay(events, [(f"new{n}", "s", ["A", "C"]) for n in range(5)])
+    assert events.recommend(session_user("A"), k=1)[0].item_id == "C"
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_exclusion_is_honoured(cls) -> None:
+    model = cls()
+    replay(model, random_sessions(1, 300, n_items=30))
+    user = session_user("i1", "i2")
+    full = [c.item_id for c in model.recommend(user, k=10)]
+    assert full
+    banned = set(full[:3])
+    recs = model.recommend(user, k=10, exclude=banned)
+    assert not banned & {c.item_id for c in recs}
+    assert len(recs) <= 10
+
+
+def test_transition_neighbour_cap() -> None:
+    model = TransitionModel(max_next=5)
+    replay(model, random_sessions(2, 2000, n_items=100))
+    assert max(len(row) for row in model._next.values()) <= 10
+
+
+def test_sknn_memory_is_bounded() -> None:
+    model = SessionKNN(max_sessions=50, max_session_len=4)
+    replay(model, random_sessions(3, 2000))
+    assert len(model) <= 50
+    assert all(len(items) <= 4 for items in model._sessions.values())
+    postings = sum(len(p) for p in model._postings.values())
+    assert postings == sum(len(items) for items in model._sessions.values())
+    assert len(model._last) <= 50
+
+
+def test_sknn_moves_an_item_that_opened_a_new_session() -> None:
+    model = SessionKNN()
+    replay(model, [("u", "s1", ["a", "b"]), ("u", "s2", ["c", "d"])])
+    stored = sorted(sorted(items) for items in model._sessions.values())
+    assert stored == [["a", "b"], ["c", "d"]]
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_pickle_round_trip(cls) -> None:
+    model = cls()
+    replay(model, random_sessions(4, 300, n_items=50))
+    clone = pickle.loads(pickle.dumps(model))
+    user = session_user("i3", "i7")
+    assert clone.recommend(user, k=10) == model.recommend(user, k=10)
+    assert clone.recommend(user, k=10)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), -1.0, 0.0])
+def test_bad_weights_do_not_poison(cls, bad: float) -> None:
+    clean, dirty = cls(), cls()
+    stream = random_sessions(5, 200, n_items=40)
+    replay(clean, stream)
+    replay(dirty, stream)
+    replay(dirty, [("x", "sx", ["i1", "i2", "i3"])], weight=bad)
+    user = session_user("i1")
+    assert dirty.recommend(user, k=10) == clean.recommend(user, k=10)
+
+
+def test_huge_weight_is_clipped() -> None:
+    model = TransitionModel()
+    replay(model, [(f"u{n}", "s", ["A", "B"]) for n in range(3)])
+    replay(model, [("x", "s", ["A", "C"])], weight=1e300)
+    recs = model.recommend(session_user("A"), k=2)
+    assert all(0 < c.score < 2 for c in recs)
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_cold_model_and_empty_user(cls) -> None:
+    model = cls()
+    assert model.recommend(UserState("nobody"), k=5) == []
+    replay(model, random_sessions(6, 20))
+    assert model.recommend(UserState("nobody"), k=5) == []
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_forget_item(cls) -> None:
+    model = cls()
+    replay(model, [(f"p{n}", "s", ["A", "B", "C"]) for n in range(5)])
+    model.forget_item("B")
+    assert "B" not in {c.item_id for c in model.recommend(session_user("A"), k=5)}
