@@ -142,3 +142,37 @@ def test_http_endpoints_answer_as_specified(settings, worker, publish):
     assert status == 200
     assert health["broker"]["up"] and health["redis"]["up"]
     assert health["assigned_partitions"]
+
+
+def test_an_item_deleted_from_the_catalogue_is_never_recommended_again(settings, worker, publish):
+    worker.start()
+    for item in ("hot", "warm1", "warm2"):
+        publish({"item_id": item, "title": item, "tags": ["x"]}, key=item, topic="items")
+    for n in range(10):
+        publish({"user_id": f"h{n}", "item_id": "hot", "event_id": f"h-{n}"})
+        publish({"user_id": f"h{n}", "item_id": "warm1", "event_id": f"w-{n}"})
+    wait_for(lambda: worker.get("/items/hot")[1]["popularity"] > 9.9, what="hot is popular")
+    assert worker.get("/recommendations/someone")[1]["items"][0]["item_id"] == "hot"
+
+    publish({"item_id": "hot", "op": "delete"}, key="hot", topic="items")
+    wait_for(lambda: worker.get("/items/hot")[1]["deleted"], what="the delete")
+    for n in range(10):  # people still click it (stale pages): it must not come back
+        publish({"user_id": f"late{n}", "item_id": "hot", "event_id": f"late-{n}"})
+    publish({"user_id": "probe", "item_id": "warm2", "event_id": "probe-1"})
+
+    def probe_served(records: list) -> bool:
+        return any(Recommendation.model_validate_json(r.value).user_id == "probe" for r in records)
+
+    served = read_topic(settings, "recommendations", probe_served)
+    after_delete = [
+        Recommendation.model_validate_json(r.value)
+        for r in served
+        if Recommendation.model_validate_json(r.value).user_id.startswith(("late", "probe"))
+    ]
+    assert after_delete and all("hot" not in [i.item_id for i in r.items] for r in after_delete)
+    for path in ("/recommendations/someone", "/recommendations/probe", "/recommendations/h1"):
+        assert "hot" not in [i["item_id"] for i in worker.get(path)[1]["items"]]
+    worker.stop()
+    worker.start()  # the deletion survives a restart (it is in the model checkpoint)
+    assert worker.get("/items/hot")[1]["deleted"] is True
+    assert "hot" not in [i["item_id"] for i in worker.get("/recommendations/someone")[1]["items"]]

@@ -1,0 +1,121 @@
+"""The switching hybrid: phases at the configured thresholds, blending, sources, deletions."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from models.base import Candidate, Recommender, UserState
+from models.factory import default_hybrid
+from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
+from models.popularity import DecayedPopularity
+
+
+class Fixed(Recommender):
+    """A source that always proposes the same scored items."""
+
+    def __init__(self, name: str, scores: dict[str, float]) -> None:
+        self.name = name
+        self.scores = scores
+
+    def learn_one(self, user, item_id, *, ts, weight=1.0, value=None) -> None:
+        pass
+
+    def recommend(self, user, k=10, exclude=()):
+        ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])
+        return [
+            Candidate(i, s, [self.name], [f"{self.name}-why"])
+            for i, s in ranked
+            if i not in exclude
+        ][:k]
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "expected"),
+    [
+        ((1, 5, 20), ["cold", "warm", "warm", "active", "active", "established"]),
+        ((2, 3, 4), ["cold", "cold", "warm", "active", "established", "established"]),
+    ],
+)
+def test_users_switch_phase_exactly_at_the_thresholds(thresholds, expected):
+    policy = SwitchingPolicy.from_thresholds(thresholds)
+    counts = [0, 1, 4, 5, 19, 20] if thresholds == (1, 5, 20) else [0, 1, 2, 3, 4, 50]
+    assert [policy.phase_for(n).name for n in counts] == expected
+
+
+def test_bad_thresholds_are_rejected_with_a_reason():
+    with pytest.raises(ValueError, match="increasing"):
+        SwitchingPolicy.from_thresholds((5, 1, 20))
+    with pytest.raises(ValueError, match="start at 0"):
+        SwitchingPolicy([Phase("x", 3)])
+
+
+def test_blend_normalises_each_source_and_keeps_every_source_that_proposed_an_item():
+    policy = SwitchingPolicy([Phase("all", 0, {"a": 0.5, "b": 0.5})])
+    hybrid = HybridRecommender(
+        {"a": Fixed("a", {"x": 100.0, "y": 50.0}), "b": Fixed("b", {"y": 2.0, "z": 1.0})}, policy
+    )
+    recs = hybrid.recommend(UserState("u"), k=3)
+    assert [c.item_id for c in recs] == ["y", "x", "z"]  # y: .25 + .5, x: .5, z: .25
+    assert recs[0].score == pytest.approx(0.75)
+    assert recs[0].sources == ["a", "b"] and recs[0].because == ["a-why", "b-why"]
+
+
+def test_phase_weights_decide_which_sources_serve_a_user():
+    policy = SwitchingPolicy.from_thresholds(
+        (1, 2, 3),
+        [
+            Phase("cold", 0, {"a": 1.0}),
+            Phase("w", 1, {"b": 1.0}),
+            Phase("x", 2, {"a": 1.0}),
+            Phase("y", 3, {"b": 1.0}),
+        ],
+    )
+    hybrid = HybridRecommender({"a": Fixed("a", {"p": 1.0}), "b": Fixed("b", {"q": 1.0})}, policy)
+    user = UserState("u")
+    assert hybrid.recommend(user, k=1)[0].sources == ["a"]
+    user.observe("seen", ts=0.0)
+    assert hybrid.recommend(user, k=1)[0].sources == ["b"]
+
+
+def test_popularity_fills_a_short_list_and_seen_items_are_excluded():
+    pop = DecayedPopularity()
+    hybrid = HybridRecommender(
+        {"popularity": pop, "a": Fixed("a", {"x": 1.0})},
+        SwitchingPolicy([Phase("all", 0, {"a": 1.0})]),
+    )
+    for item in ["p1", "p1", "p2", "x"]:
+        pop.learn_one(UserState("o"), item, ts=0.0)
+    recs = hybrid.recommend(UserState("u"), k=3, exclude={"p2"})
+    assert [c.item_id for c in recs] == ["x", "p1"]
+    assert recs[1].sources == ["popularity"]
+
+
+def test_a_deleted_item_is_never_recommended_until_it_is_listed_again():
+    hybrid = default_hybrid()
+    for n in range(5):
+        hybrid.observe(UserState(f"o{n}"), "gone", ts=float(n))
+        hybrid.observe(UserState(f"p{n}"), "stays", ts=float(n))
+    assert "gone" in [c.item_id for c in hybrid.recommend(UserState("u"), k=5)]
+    hybrid.forget_item("gone")
+    clone = pickle.loads(pickle.dumps(hybrid))
+    for engine in (hybrid, clone):
+        for n in range(6):  # in every phase
+            user = UserState("v")
+            for i in range(n * 4):
+                user.observe(f"other{i}", ts=float(i))
+            assert "gone" not in [c.item_id for c in engine.recommend(user, k=10)]
+    hybrid.upsert_item("gone", title="back")  # re-listed: it starts afresh
+    hybrid.observe(UserState("w"), "gone", ts=9.0)
+    hybrid.observe(UserState("w2"), "gone", ts=9.0)
+    assert "gone" in [c.item_id for c in hybrid.recommend(UserState("u"), k=5)]
+
+
+def test_observe_is_score_then_learn_and_counts_hits_against_the_last_served_list():
+    hybrid = default_hybrid()
+    user = UserState("u")
+    user.last_served = ["a", "b"]
+    assert hybrid.observe(user, "b", ts=1.0) is True
+    assert hybrid.observe(user, "c", ts=2.0) is False
+    assert user.hits == 1 and user.interactions == 2 and user.recent == ["b", "c"]
