@@ -74,6 +74,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         items = read_catalogue(args.items) if args.items else []
         if args.limit:
             ds.events = ds.events[: args.limit]
+        if args.through_kafka:
+            models = ["hybrid"]
         result = evaluate(
             ds,
             models,
@@ -84,6 +86,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             items=items,
             progress=not args.no_progress,
         )
+        if args.through_kafka:  # the same events through broker + worker, side by side
+            from streams.evaluate_kafka import evaluate_through_kafka
+
+            streamed = evaluate_through_kafka(ds, k=args.k, progress=not args.no_progress)
+            result["results"] += streamed["results"]
     except (DataSetError, ValueError) as exc:
         print(f"recstream evaluate: {exc}", file=sys.stderr)
         return 2
@@ -129,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N events (in time order)")
     p.add_argument("--json", action="store_true", help="one JSON object on the last line")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--through-kafka",
+        action="store_true",
+        help="also replay through a broker and a worker and score the lists it served",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     # issue 5: recommendations tail

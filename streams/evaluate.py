@@ -123,25 +123,25 @@ def format_table(result: dict[str, Any]) -> str:
         f"{result['dataset']}: {result['events']} events, {result['items']} items, k={k}, "
         f"thresholds {result['thresholds']} ({result['seconds']} s)",
         "",
-        f"{'model':<14}{'HR@' + str(k):>9}{'NDCG@' + str(k):>9}{'MRR@' + str(k):>9}"
+        f"{'model':<24}{'HR@' + str(k):>9}{'NDCG@' + str(k):>9}{'MRR@' + str(k):>9}"
         f"{'cover':>8}{'MAE':>8}{'RMSE':>8}{'ev/s':>9}",
     ]
     for r in result["results"]:
         mae = f"{r['mae']:.4f}" if "mae" in r else "-"
         rmse = f"{r['rmse']:.4f}" if "rmse" in r else "-"
         lines.append(
-            f"{r['model']:<14}{r['hr']:>9.4f}{r['ndcg']:>9.4f}{r['mrr']:>9.4f}"
+            f"{r['model']:<24}{r['hr']:>9.4f}{r['ndcg']:>9.4f}{r['mrr']:>9.4f}"
             f"{r['coverage']:>8.3f}{mae:>8}{rmse:>8}{r['events_per_s']:>9.0f}"
         )
     lines += ["", "HR@k by the user's phase at event time (events in brackets)"]
     phases = result["phases"]
-    lines.append(f"{'model':<14}" + "".join(f"{p:>20}" for p in phases))
+    lines.append(f"{'model':<24}" + "".join(f"{p:>20}" for p in phases))
     for r in result["results"]:
         cells = []
         for p in phases:
             t = r["by_phase"].get(p)
             cells.append(f"{t['hr']:.4f} ({t['events']})" if t else "-")
-        lines.append(f"{r['model']:<14}" + "".join(f"{c:>20}" for c in cells))
+        lines.append(f"{r['model']:<24}" + "".join(f"{c:>20}" for c in cells))
     return "\n".join(lines)
 
 
