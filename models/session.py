@@ -67,7 +67,7 @@ class TransitionModel(Recommender):
 
     def __init__(
         self,
-        half_life: float | None = 7 * 24 * 3600.0,
+        half_life: float | None = None,
         clock: str = "time",
         max_next: int = 50,
         skip_weight: float = 0.5,
@@ -215,7 +215,7 @@ class SessionKNN(Recommender):
         k_neighbors: int = 100,
         sample_size: int = 500,
         context: int = 10,
-        context_decay: float = 0.8,
+        context_decay: float = 0.5,
     ) -> None:
         if min(max_sessions, max_session_len, k_neighbors, sample_size, context) < 1:
             raise ValueError("sizes must be >= 1")
@@ -321,7 +321,7 @@ class SessionKNN(Recommender):
                 scores[item] = scores.get(item, 0.0) + sim
         ranked = heapq.nsmallest(
             k,
-            ((j, s) for j, s in scores.items() if j not in exclude and j not in current),
+            ((j, s) for j, s in scores.items() if j not in exclude),
             key=lambda p: (-p[1], p[0]),
         )
         out: list[Candidate] = []
