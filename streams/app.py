@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import tempfile
 import time
 from typing import Any
 
@@ -118,6 +119,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         store="memory://",
+        # Faust wants a data directory even with in-memory tables; keep it out of the cwd.
+        datadir=tempfile.mkdtemp(prefix=f"recstream-{settings.app_id}-"),
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=settings.rebalance_timeout,
