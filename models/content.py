@@ -255,19 +255,19 @@ class ContentModel(Recommender):
         if m == 0:
             return []
         part = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
-        order = sorted((int(r) for r in part), key=lambda r: (-scores[r], self._row_items[r]))
+        order = part[np.argsort(-scores[part], kind="stable")]
+        # "because": the strongest query features the item shares (only those can score)
+        strongest = heapq.nlargest(self.query_features, query.items(), key=lambda kv: kv[1])
         out = []
-        for r in order:
+        for r in order.tolist():
             item = self._row_items[r]
-            if item is None or scores[r] <= 0:
+            score = float(scores[r])
+            if item is None or score <= 0:
                 continue
             vec = self._vectors[item]
-            matched = sorted(
-                ((f, query[f] * w) for f, w in vec.items() if f in query and query[f] * w > 0),
-                key=lambda kv: (-kv[1], kv[0]),
-            )
-            because = [f for f, _ in matched[:3]]
-            out.append(Candidate(item, float(scores[r]), [self.name], because))
+            matched = [(q * vec[f], f) for f, q in strongest if f in vec and q * vec[f] > 0]
+            matched.sort(key=lambda wf: (-wf[0], wf[1]))
+            out.append(Candidate(item, score, [self.name], [f for _, f in matched[:3]]))
         return out
 
     def recommend(

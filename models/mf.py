@@ -266,6 +266,8 @@ class RatingMF(Recommender):
         l2_latent: L2 penalty on latent factors.
         init_sigma: standard deviation of new latent factors.
         n_models: models averaged (each seeded ``seed + m``); more is steadier, and slower.
+            Defaults (20 factors, latent lr 0.07, 3 models) give prequential MAE 0.7443,
+            0.7437 and 0.7439 on MovieLens-100K for seeds 42, 0 and 7 (docs/EVALUATION.md).
         rating_min: lowest rating.
         rating_max: highest rating.
         clip_gradient: bound on the loss gradient of one event.
@@ -291,9 +293,9 @@ class RatingMF(Recommender):
 
     def __init__(
         self,
-        n_factors: int = 10,
+        n_factors: int = 20,
         bias_lr: float = 0.035,
-        latent_lr: float = 0.06,
+        latent_lr: float = 0.07,
         l2_bias: float = 0.0,
         l2_latent: float = 0.0,
         init_sigma: float = 0.05,

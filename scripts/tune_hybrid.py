@@ -1,0 +1,140 @@
+"""Search blend weights for each phase of the switching hybrid, prequentially, in one pass.
+
+    python scripts/tune_hybrid.py PATH --format movielens|csv|jsonl [--stride 4] [--limit N]
+
+The sources learn independently of what is served, so one prequential pass can record every
+source's top candidates before each (sampled) event, and any weighting of those lists can then
+be scored offline. For each phase this prints the single sources' HR@k and the best weights
+found by a grid over normalised-score blends (the hybrid's own rule). Figures only; it changes
+nothing: copy weights you trust into ``models/hybrid.py`` and confirm with ``recstream evaluate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+from models.base import UserState, interaction_weight
+from models.factory import make_sources
+from models.hybrid import SwitchingPolicy
+from streams.datasets import read_dataset
+from streams.schemas import Interaction, ItemEvent
+
+SOURCES = ("popularity", "content", "session", "sknn", "cf", "mf")
+GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
+
+
+def collect(path: str, fmt: str, k: int, stride: int, limit: int | None, n_cand: int):
+    ds = read_dataset(path, fmt)
+    events = ds.events[:limit] if limit else ds.events
+    sources = make_sources(list(SOURCES))
+    for it in ds.items:
+        item = ItemEvent.model_validate(it)
+        for model in sources.values():
+            model.upsert_item(item.item_id, title=item.title, text=item.text, tags=item.all_tags)
+    policy = SwitchingPolicy()
+    users: dict[str, UserState] = {}
+    samples = []  # (phase, target, {source: [(item, score), ...]})
+    for n, raw in enumerate(tqdm(events, desc="prequential pass", unit="ev")):
+        ev = Interaction.model_validate(raw)
+        user = users.get(ev.user_id) or users.setdefault(ev.user_id, UserState(ev.user_id))
+        if n % stride == 0:
+            seen = user.seen
+            lists = {
+                name: [(c.item_id, c.score) for c in m.recommend(user, k=n_cand, exclude=seen)]
+                for name, m in sources.items()
+            }
+            samples.append((policy.phase_for(user.interactions).name, ev.item_id, lists))
+        ts = ev.timestamp if ev.timestamp is not None else float(n)
+        user.start_session_if_new(ev.session_id, ts)
+        value = ev.value if ev.type == "rating" else None
+        for model in sources.values():
+            model.learn_one(
+                user, ev.item_id, ts=ts, weight=interaction_weight(ev.type, ev.value), value=value
+            )
+        user.observe(ev.item_id, ts, ev.session_id)
+    return samples
+
+
+def tensor(rows: list, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Samples as a (n, U, sources) array of per-source max-normalised scores + target column."""
+    width = max(len({i for n in names for i, _ in lists[n]}) for _, _, lists in rows) or 1
+    S = np.zeros((len(rows), width, len(names)), dtype=np.float32)
+    target = np.full(len(rows), -1, dtype=np.int64)
+    for r, (_, tgt, lists) in enumerate(rows):
+        col: dict[str, int] = {}
+        for j, name in enumerate(names):
+            cands = [(i, sc) for i, sc in lists[name] if sc > 0]
+            top = max((sc for _, sc in cands), default=0.0)
+            for item, sc in cands:
+                c = col.setdefault(item, len(col))
+                S[r, c, j] = sc / top
+        target[r] = col.get(tgt, -1)
+    return S, target
+
+
+def hit_rate(S: np.ndarray, target: np.ndarray, w: np.ndarray, k: int) -> float:
+    blended = S @ w
+    rows = np.arange(len(target))
+    t = np.where(target >= 0, blended[rows, np.maximum(target, 0)], 0.0)
+    better = (blended > t[:, None]).sum(axis=1)
+    return float(((target >= 0) & (t > 0) & (better < k)).mean())
+
+
+def coordinate_ascent(S, target, k, start: np.ndarray) -> tuple[float, np.ndarray]:
+    w, best = start.copy(), hit_rate(S, target, start, k)
+    for _ in range(4):
+        improved = False
+        for j in range(len(w)):
+            for v in GRID:
+                trial = w.copy()
+                trial[j] = v
+                if not trial.any():
+                    continue
+                hr = hit_rate(S, target, trial, k)
+                if hr > best + 1e-9:
+                    best, w, improved = hr, trial, True
+        if not improved:
+            break
+    return best, w
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("path")
+    parser.add_argument("--format", required=True)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--stride", type=int, default=4, help="score every Nth event")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--candidates", type=int, default=50)
+    args = parser.parse_args()
+    samples = collect(args.path, args.format, args.k, args.stride, args.limit, args.candidates)
+    by_phase: dict[str, list] = defaultdict(list)
+    for s in samples:
+        by_phase[s[0]].append(s)
+    for phase, rows in by_phase.items():
+        S, target = tensor(rows, SOURCES)
+        single = {}
+        for j, name in enumerate(SOURCES):
+            w = np.zeros(len(SOURCES), dtype=np.float32)
+            w[j] = 1.0
+            single[name] = hit_rate(S, target, w, args.k)
+        best = max(single, key=single.__getitem__)
+        start = np.array([1.0 if n == best else 0.0 for n in SOURCES], dtype=np.float32)
+        hr, w = coordinate_ascent(S, target, args.k, start)
+        print(
+            f"\n{phase}: {len(rows)} scored events; single sources HR@{args.k}: "
+            + ", ".join(f"{n} {v:.4f}" for n, v in single.items())
+        )
+        weights = {n: float(x) for n, x in zip(SOURCES, w, strict=True) if x}
+        print(
+            f"  best blend HR@{args.k} {hr:.4f} (best single {best} {single[best]:.4f}): {weights}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
