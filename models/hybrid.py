@@ -36,13 +36,24 @@ class Phase:
     weights: Mapping[str, float] = field(default_factory=dict)
 
 
-#: Defaults: popularity for new users; content joins after the first interaction; session and
-#: CF are blended in from 5; CF leads from 20. Sources a deployment lacks are skipped.
+#: Defaults, chosen by measurement (scripts/tune_hybrid.py, docs/EVALUATION.md): popularity
+#: until the first interaction; then neighbourhood sources lead (item co-occurrence CF and
+#: session-kNN, with transitions and implicit MF blended in); CF leads for established users.
+#: Content has little weight on ratings data (genres only) but keeps a voice where it helped.
+#: Sources a deployment lacks are skipped.
 DEFAULT_PHASES: tuple[Phase, ...] = (
     Phase("cold", 0, {"popularity": 1.0}),
-    Phase("warm", 1, {"content": 0.6, "popularity": 0.4}),
-    Phase("active", 5, {"cf": 0.4, "session": 0.3, "content": 0.2, "popularity": 0.1}),
-    Phase("established", 20, {"cf": 0.6, "session": 0.25, "content": 0.1, "popularity": 0.05}),
+    Phase("warm", 1, {"sknn": 1.0, "cf": 1.0, "session": 0.5, "mf": 0.25}),
+    Phase(
+        "active",
+        5,
+        {"cf": 1.0, "sknn": 0.25, "session": 0.25, "mf": 0.25, "content": 0.1},
+    ),
+    Phase(
+        "established",
+        20,
+        {"cf": 1.0, "sknn": 0.1, "session": 0.1, "content": 0.1, "popularity": 0.1},
+    ),
 )
 
 
