@@ -81,6 +81,8 @@ def test_up_demo_streams_recommendations_and_stops_everything_on_sigterm(redis_u
         assert "demo done: 1500 events published" in out, out
         shown = [ln for ln in lines if "] -> item" in ln]
         assert shown, f"no recommendations were shown:\n{out}"
+        strategies = {ln.split("[", 1)[1].split(",", 1)[0] for ln in shown}
+        assert len(strategies) >= 2, f"users did not move between phases: {strategies}"
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
         ).stdout.split()
