@@ -47,12 +47,12 @@ DEFAULT_PHASES: tuple[Phase, ...] = (
     Phase(
         "active",
         5,
-        {"cf": 1.0, "sknn": 0.25, "session": 0.25, "mf": 0.25, "content": 0.1},
+        {"cf": 1.0, "sknn": 0.5, "session": 0.5, "mf": 0.25, "content": 0.1},
     ),
     Phase(
         "established",
         20,
-        {"cf": 1.0, "sknn": 0.1, "session": 0.1, "content": 0.1, "popularity": 0.1},
+        {"cf": 1.0, "sknn": 0.25, "session": 0.25, "mf": 0.1, "content": 0.1},
     ),
 )
 

@@ -12,14 +12,16 @@ nothing: copy weights you trust into ``models/hybrid.py`` and confirm with ``rec
 from __future__ import annotations
 
 import argparse
+import json
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from models.base import UserState, interaction_weight
 from models.factory import make_sources
-from models.hybrid import SwitchingPolicy
+from models.hybrid import DEFAULT_PHASES, SwitchingPolicy
 from streams.datasets import read_dataset
 from streams.schemas import Interaction, ItemEvent
 
@@ -110,7 +112,13 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=4, help="score every Nth event")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--candidates", type=int, default=50)
+    parser.add_argument(
+        "--try",
+        dest="try_file",
+        help="JSON {phase: [{source: weight}, ...]}: weightings to score beside the defaults",
+    )
     args = parser.parse_args()
+    tries = json.loads(Path(args.try_file).read_text()) if args.try_file else {}
     samples = collect(args.path, args.format, args.k, args.stride, args.limit, args.candidates)
     by_phase: dict[str, list] = defaultdict(list)
     for s in samples:
@@ -134,6 +142,12 @@ def main() -> None:
             f"  best blend HR@{args.k} {hr:.4f} (best single {best} {single[best]:.4f}): {weights}",
             flush=True,
         )
+        default = next((p.weights for p in DEFAULT_PHASES if p.name == phase), {})
+        for label, cand in [("default", default)] + [("try", t) for t in tries.get(phase, [])]:
+            vec = np.array([cand.get(n, 0.0) for n in SOURCES], dtype=np.float32)
+            if vec.any():
+                hr_c = hit_rate(S, target, vec, args.k)
+                print(f"  {label:<8} HR@{args.k} {hr_c:.4f}: {dict(cand)}", flush=True)
 
 
 if __name__ == "__main__":
