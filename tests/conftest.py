@@ -13,8 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ import redis
 from streams.embedded import Service, free_port, start_redis, start_tansu
 from streams.kafka_io import make_producer, wait_for_broker
 from streams.settings import Settings
+from streams.up import http_json as http
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -77,20 +76,7 @@ def settings(broker: Service, redis_url: str, app_id: str) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
-    for name, value in settings.model_dump().items():
-        if isinstance(value, tuple):
-            value = ",".join(str(v) for v in value)
-        env[f"RECSTREAM_{name.upper()}"] = str(value)
-    return env
-
-
-def http(url: str, timeout: float = 5.0) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+    return settings.to_env(dict(os.environ))
 
 
 class Worker:
