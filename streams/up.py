@@ -144,7 +144,8 @@ def run_up(demo: bool, events: int, rate: float | None) -> int:
         wait_healthy(base, worker, log)
         print(
             f"\nrecstream is up\n  broker   {settings.broker}\n  redis    {settings.redis_url}\n"
-            f"  topics   {', '.join(topics)}\n  http     {base}/health  "
+            f"  topics   {', '.join(topics)}\n  live     {base}/dashboard\n"
+            f"  http     {base}/health  "
             f"{base}/recommendations/<user_id>  {base}/users/<user_id>\n"
             f"  logs     {workdir}\nCtrl-C stops everything.\n",
             flush=True,
