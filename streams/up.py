@@ -125,7 +125,10 @@ def run_up(demo: bool, events: int, rate: float | None) -> int:
     try:
         if not settings.is_set("broker"):
             print("starting the embedded broker (Tansu) ...", flush=True)
-            services.append(start_tansu(workdir=workdir))
+            # on the default address when it is free, so `recstream tail`/`replay` in another
+            # terminal find it without settings
+            port = int(settings.bootstrap_servers[0].rpartition(":")[2])
+            services.append(start_tansu(port if port_free("127.0.0.1", port) else None, workdir))
             env["RECSTREAM_BROKER"] = services[-1].url
         if not redis_answers(settings.redis_url):
             print(f"no Redis at {settings.redis_url}; starting an embedded one ...", flush=True)
