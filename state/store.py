@@ -172,6 +172,12 @@ class RedisState:
         raw = await self._retry("applied", lambda: self.client.hgetall(self.offsets_key))
         return {k.decode(): int(v) for k, v in raw.items()}
 
+    async def forget_offsets(self, tps: Iterable[str]) -> None:
+        """Drop the applied offsets of partitions whose log was recreated."""
+        parts = list(tps)
+        if parts:
+            await self._retry("forget_offsets", lambda: self.client.hdel(self.offsets_key, *parts))
+
     # -- model checkpoints --------------------------------------------------------------
     async def save_models(self, blob: bytes, meta: Mapping[str, Any]) -> None:
         async def call() -> None:
@@ -193,7 +199,7 @@ class RedisState:
         return await self._retry("load_models", call)
 
     async def delete_all(self) -> int:
-        """Remove every key under the prefix (tests and ``recstream reset``)."""
+        """Remove every key under the prefix (tests, and `recstream up` on a fresh broker)."""
         n = 0
         async for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
             n += await self.client.delete(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from typing import Any
 import redis
 from tqdm import tqdm
 
+from state.store import RedisState
 from streams.demo import DemoShop
 from streams.embedded import Service, free_port, start_redis, start_tansu
 from streams.kafka_io import consume, ensure_topics, wait_for_broker
@@ -110,6 +112,14 @@ def _follow(settings: Settings, users: set[str], stop: threading.Event) -> None:
         )
 
 
+async def _clear_state(settings: Settings) -> int:
+    store = RedisState(settings.redis_url, settings.app_id)
+    try:
+        return await store.delete_all()
+    finally:
+        await store.close()
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -138,6 +148,17 @@ def run_up(demo: bool, events: int, rate: float | None) -> int:
             env["RECSTREAM_WEB_PORT"] = str(free_port())
         os.environ.update(env)
         settings = load_settings()
+        if services and services[0].name == "tansu":
+            # Redis state is derived from the log. The embedded broker's log is new and empty,
+            # so state a previous run left under this app id (offsets, users, models) no
+            # longer matches it: start from a clean slate.
+            dropped = asyncio.run(_clear_state(settings))
+            if dropped:
+                print(
+                    f"fresh broker: cleared {dropped} keys of a previous run under "
+                    f"'{settings.app_id}:' in {settings.redis_url}",
+                    flush=True,
+                )
         wait_for_broker(settings.bootstrap_servers)
         topics = ensure_topics(settings)
         log = workdir / "worker.log"

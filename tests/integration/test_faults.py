@@ -80,3 +80,18 @@ def test_models_learn_every_event_exactly_once_across_a_kill(settings, worker, p
         print("popularity after restart:", learned())
     time.sleep(2.0)
     assert learned() == pytest.approx(float(total))
+
+
+def test_offsets_left_by_a_recreated_log_do_not_swallow_new_events(
+    settings, worker, publish, redis_url
+):
+    """Redis outlived the broker's log (a new topic, an in-memory broker restarted): offsets it
+    holds beyond the log's end must be forgotten, not used to skip the new records."""
+    topic = settings.topic("interactions")
+    for n in range(20):
+        publish({"user_id": f"r{n}", "item_id": "x", "event_id": f"old-{n}"})  # log exists
+    client = redis.Redis.from_url(redis_url)
+    client.hset(f"{settings.app_id}:offsets", mapping={f"{topic}:{p}": 10**6 for p in range(4)})
+    worker.start()
+    wait_for(lambda: worker.get("/users/r19")[1]["interactions"] == 1, what="new records")
+    assert worker.get("/users/r0")[1]["interactions"] == 1
