@@ -172,12 +172,6 @@ class RedisState:
         raw = await self._retry("applied", lambda: self.client.hgetall(self.offsets_key))
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    async def forget_offsets(self, tps: Iterable[str]) -> None:
-        """Drop the applied offsets of partitions whose log was recreated."""
-        parts = list(tps)
-        if parts:
-            await self._retry("forget_offsets", lambda: self.client.hdel(self.offsets_key, *parts))
-
     # -- model checkpoints --------------------------------------------------------------
     async def save_models(self, blob: bytes, meta: Mapping[str, Any]) -> None:
         async def call() -> None:

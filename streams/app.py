@@ -22,7 +22,6 @@ from models.factory import default_hybrid
 from models.hybrid import HybridRecommender
 from state.store import RedisState
 from streams.dashboard import register_dashboard  # issue 5: live dashboard
-from streams.kafka_io import end_offsets
 from streams.metrics import LiveMetrics  # issue 5: live dashboard
 from streams.processor import BatchProcessor, Record, to_recommendation, validation_error_text
 from streams.schemas import DeadLetter, ItemEvent
@@ -71,32 +70,6 @@ class Runtime:
         self.processor.model_offsets = {k: int(v) for k, v in meta.get("offsets", {}).items()}
         self.checkpoint_loaded = True
         log.info("models restored from checkpoint at offsets %s", self.processor.model_offsets)
-
-    async def check_log(self) -> None:
-        """Offsets in Redis beyond the end of a partition's log mean the log was recreated
-        (a new topic, a wiped or in-memory broker): forget them, or every new record at a
-        lower offset would be taken for one already applied and skipped."""
-        topic = self.settings.topic("interactions")
-        applied = {
-            tp: off
-            for tp, off in (await self.store.applied_offsets()).items()
-            if tp.rpartition(":")[0] == topic
-        }
-        if not applied:
-            return
-        ends = await asyncio.get_running_loop().run_in_executor(
-            None, end_offsets, self.settings, topic
-        )
-        stale = [tp for tp, off in applied.items() if off >= ends.get(tp, 0)]
-        if stale:
-            log.error(
-                "Redis holds offsets beyond the end of the log for %s (log recreated?): "
-                "forgetting them; event-id dedup still guards against double counting",
-                sorted(stale),
-            )
-            await self.store.forget_offsets(stale)
-            for tp in stale:
-                self.processor.model_offsets.pop(tp, None)
 
     async def save_checkpoint(self) -> None:
         blob = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
@@ -187,7 +160,6 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(interactions, concurrency=1)
     async def process_interactions(stream: faust.StreamT) -> None:
         await rt.load_checkpoint()
-        await rt.check_log()
         try:
             async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait):
                 records = [

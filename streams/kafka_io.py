@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
 
@@ -20,7 +20,6 @@ from streams.settings import Settings
 
 __all__ = [
     "consume",
-    "end_offsets",
     "ensure_topics",
     "make_producer",
     "publish_json",
@@ -36,17 +35,6 @@ def list_topics(servers: list[str]) -> set[str]:
     consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=5000)
     try:
         return set(consumer.topics())
-    finally:
-        consumer.close()
-
-
-def end_offsets(settings: Settings, topic: str) -> dict[str, int]:
-    """``{"topic:partition": next offset}`` for every partition of ``topic``."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
-        return {f"{tp.topic}:{tp.partition}": off for tp, off in ends.items()}
     finally:
         consumer.close()
 

@@ -149,7 +149,14 @@ class BatchProcessor:
             ts = ev.timestamp if ev.timestamp is not None else (rec.timestamp or now)
             weight = interaction_weight(ev.type, ev.value)
             value = ev.value if ev.type == "rating" else None
-            if rec.offset <= view.applied.get(tp, -1):
+            below = rec.offset <= view.applied.get(tp, -1)
+            if below and eid not in view.duplicates:
+                # Below the applied offset yet never applied (a record's event id is written
+                # with its offset, atomically): the log was recreated (new topic, in-memory
+                # broker restarted) while Redis kept its offsets. A new record: process it.
+                stats["relogged"] = stats.get("relogged", 0) + 1
+                learned = below = False
+            if below:
                 # Applied to Redis before a crash; the models (restored from an older
                 # checkpoint) may still lack it. Their context is the user's current state.
                 if not learned and eid not in relearned:

@@ -101,3 +101,25 @@ def test_stats_count_events_and_hits_per_phase_and_users_moving_between_phases(s
         await store.close()
 
     run(scenario())
+
+
+def test_records_below_the_applied_offset_with_unknown_event_ids_are_new_not_replays(settings):
+    """Redis outlived the log (topic recreated): offsets restart at 0 but the events are new."""
+
+    async def scenario():
+        store, proc = await fresh(settings)
+        old = [{"user_id": "o", "item_id": f"a{n}", "event_id": f"old-{n}"} for n in range(5)]
+        await proc.commit(await proc.process(records(*old)))
+        # the log is recreated: new events at offsets 0..2 again
+        new = [{"user_id": "o", "item_id": f"b{n}", "event_id": f"new-{n}"} for n in range(3)]
+        _, proc2 = await fresh(settings)
+        out = await proc2.process(records(*new))
+        assert out.stats["events"] == 3 and out.stats["relogged"] == 3
+        await proc2.commit(out)
+        # and a true replay of the old records still changes nothing
+        again = await proc2.process(records(*old))
+        assert again.stats["events"] == 0 and again.stats["replayed"] == 5
+        assert (await store.get_user("o"))["interactions"] == 8
+        await store.close()
+
+    run(scenario())
