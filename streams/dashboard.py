@@ -9,6 +9,7 @@ the consumer's lag per partition and the trending items.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
@@ -110,7 +111,8 @@ async def collect_stats(app: faust.App, rt: Runtime) -> dict[str, Any]:
 
 
 def register_dashboard(app: faust.App, rt: Runtime) -> None:
-    """``GET /dashboard``, ``/dashboard/dashboard.js``, ``/stats``, ``/metrics``."""
+    """``GET /dashboard``, ``/dashboard/dashboard.js``, ``/stats``, ``/stats/stream`` (SSE),
+    ``/metrics``."""
 
     @app.page("/dashboard")
     class DashboardView(View):
@@ -130,6 +132,26 @@ def register_dashboard(app: faust.App, rt: Runtime) -> None:
     class StatsView(View):
         async def get(self, request: Request) -> Response:
             return self.json(await collect_stats(app, rt), headers={"Cache-Control": "no-store"})
+
+    @app.page("/stats/stream")
+    class StatsStreamView(View):
+        """Server-sent events: the ``/stats`` snapshot pushed once a second."""
+
+        async def get(self, request: Request) -> Any:
+            from aiohttp import web
+
+            resp = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+            )
+            await resp.prepare(request)  # type: ignore[arg-type]
+            try:
+                while not app.should_stop:
+                    snap = await collect_stats(app, rt)
+                    await resp.write(f"data: {json.dumps(snap)}\n\n".encode())
+                    await asyncio.sleep(1.0)
+            except (ConnectionResetError, RuntimeError):
+                pass  # the page went away
+            return resp
 
     @app.page("/metrics")
     class MetricsView(View):

@@ -1,4 +1,5 @@
-// recstream live dashboard: polls /stats every second and draws plain SVG charts.
+// recstream live dashboard: /stats pushed every second over server-sent events
+// (/stats/stream; polling /stats if the stream fails) drawn as plain SVG charts.
 // No library, no build step, nothing fetched from anywhere but this worker.
 "use strict";
 
@@ -158,6 +159,24 @@ function render(s) {
       '<span class="empty">empty list</span>' }]);
 }
 
+function showUpdated(status, how = "updated") {
+  status.textContent = `${how} ${new Date().toLocaleTimeString("en-GB")}`;
+  status.className = "meta";
+}
+
+function stream() {
+  const status = document.getElementById("status");
+  if (!window.EventSource) { tick(); return; }
+  const source = new EventSource("/stats/stream");
+  source.onmessage = (msg) => { render(JSON.parse(msg.data)); showUpdated(status, "live, pushed"); };
+  source.onerror = () => {
+    source.close();
+    status.textContent = "stream lost: polling";
+    status.className = "meta stale";
+    tick();
+  };
+}
+
 async function tick() {
   const status = document.getElementById("status");
   try {
@@ -174,4 +193,4 @@ async function tick() {
   }
 }
 
-tick();
+stream();

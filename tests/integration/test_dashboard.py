@@ -202,7 +202,7 @@ def test_dashboard_in_headless_chromium_shows_live_numbers(
     with Chromium(exe, f"{worker.base}/dashboard", tmp_path / "chromium-profile") as browser:
         _, page = asyncio.run(drive(browser.ws_url))
 
-    assert page["status"].startswith("updated")
+    assert page["status"].startswith("live, pushed"), page["status"]  # SSE, not the fallback
     assert number(page["eventsIn"]) > 0 and number(page["recsOut"]) > 0
     assert number(page["p95"]) > 0
     assert page["phaseUsers"]["active"] >= 3 and page["phaseUsers"]["warm"] >= 1
@@ -210,3 +210,20 @@ def test_dashboard_in_headless_chromium_shows_live_numbers(
     assert page["paths"] == 2  # both throughput lines drawn
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     print(f"screenshot: {tmp_path / 'dashboard.png'}")
+
+
+def test_stats_are_pushed_every_second_over_server_sent_events(settings, worker, publish):
+    worker.start()
+    publish({"user_id": "sse", "item_id": "i1", "event_id": "sse-1"})
+    started = time.monotonic()
+    snapshots = []
+    with urllib.request.urlopen(f"{worker.base}/stats/stream", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        while len(snapshots) < 3:
+            line = resp.readline().decode()
+            if line.startswith("data: "):
+                snapshots.append(json.loads(line[len("data: ") :]))
+    elapsed = time.monotonic() - started
+    assert all("totals" in s and "users_by_phase" in s for s in snapshots)
+    assert 1.5 <= elapsed <= 6.0, f"3 snapshots took {elapsed:.1f}s: not about one a second"
+    assert snapshots[-1]["now"] > snapshots[0]["now"]
