@@ -67,7 +67,7 @@ class ItemCooccurrence(Recommender):
         alpha: float = 0.5,
         shrinkage: float = 0.0,
         history: int = 30,
-        history_decay: float = 0.9,
+        history_decay: float = 0.8,
         half_life: float | None = None,
     ) -> None:
         if window < 1 or history < 1 or max_neighbors < 1:

@@ -2,7 +2,7 @@
 
 >>> engine = default_hybrid(thresholds=(1, 5, 20))
 >>> sorted(engine.sources)
-['cf', 'content', 'mf', 'popularity', 'rating', 'session', 'sknn']
+['cf', 'content', 'ease', 'mf', 'popularity', 'rating', 'session', 'sknn']
 >>> engine.policy.names
 ['cold', 'warm', 'active', 'established']
 >>> build_row("cf").policy.names
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from models.base import Recommender
 from models.cf import ItemCooccurrence
 from models.content import ContentModel
+from models.ease import ItemEASE
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
 from models.mf import ImplicitMF, RatingMF
 from models.popularity import DecayedPopularity
@@ -30,12 +31,22 @@ SOURCES: dict[str, Callable[[float, int], Recommender]] = {
     "session": lambda half_life, seed: TransitionModel(),
     "sknn": lambda half_life, seed: SessionKNN(),
     "cf": lambda half_life, seed: ItemCooccurrence(),
+    "ease": lambda half_life, seed: ItemEASE(),
     "mf": lambda half_life, seed: ImplicitMF(seed=seed),
     "rating": lambda half_life, seed: RatingMF(seed=seed),
 }
 
 #: Rows of ``recstream evaluate`` by default: every single source, then the hybrid.
-ROWS: tuple[str, ...] = ("popularity", "content", "session", "sknn", "cf", "mf", "hybrid")
+ROWS: tuple[str, ...] = (
+    "popularity",
+    "content",
+    "session",
+    "sknn",
+    "cf",
+    "ease",
+    "mf",
+    "hybrid",
+)
 
 
 def make_sources(

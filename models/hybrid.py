@@ -37,22 +37,27 @@ class Phase:
 
 
 #: Defaults, chosen by measurement (scripts/tune_hybrid.py, docs/EVALUATION.md): popularity
-#: until the first interaction; then neighbourhood sources lead (item co-occurrence CF and
-#: session-kNN, with transitions and implicit MF blended in); CF leads for established users.
+#: until the first interaction; then the neighbourhood sources lead (item co-occurrence CF and
+#: session-kNN, with transitions and implicit MF blended in); from 5 interactions on, the EASE
+#: item regression joins CF, and for established users the two lead together.
 #: Content has little weight on ratings data (genres only) but keeps a voice where it helped.
 #: Sources a deployment lacks are skipped.
 DEFAULT_PHASES: tuple[Phase, ...] = (
     Phase("cold", 0, {"popularity": 1.0}),
-    Phase("warm", 1, {"sknn": 1.0, "cf": 1.0, "session": 0.5, "mf": 0.25}),
+    Phase(
+        "warm",
+        1,
+        {"sknn": 1.0, "cf": 1.0, "session": 1.0, "mf": 0.5, "ease": 0.2, "popularity": 0.2},
+    ),
     Phase(
         "active",
         5,
-        {"cf": 1.0, "sknn": 0.5, "session": 0.5, "mf": 0.25, "content": 0.1},
+        {"cf": 1.0, "ease": 0.5, "sknn": 0.5, "session": 0.5, "mf": 0.1, "content": 0.1},
     ),
     Phase(
         "established",
         20,
-        {"cf": 1.0, "sknn": 0.25, "session": 0.25, "mf": 0.1, "content": 0.1},
+        {"cf": 1.0, "ease": 1.0, "sknn": 0.1, "session": 0.1, "mf": 0.1, "content": 0.05},
     ),
 )
 

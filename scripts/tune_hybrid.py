@@ -25,7 +25,7 @@ from models.hybrid import DEFAULT_PHASES, SwitchingPolicy
 from streams.datasets import read_dataset
 from streams.schemas import Interaction, ItemEvent
 
-SOURCES = ("popularity", "content", "session", "sknn", "cf", "mf")
+SOURCES = ("popularity", "content", "session", "sknn", "cf", "ease", "mf")
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 

@@ -119,3 +119,27 @@ def test_observe_is_score_then_learn_and_counts_hits_against_the_last_served_lis
     assert hybrid.observe(user, "b", ts=1.0) is True
     assert hybrid.observe(user, "c", ts=2.0) is False
     assert user.hits == 1 and user.interactions == 2 and user.recent == ["b", "c"]
+
+
+def test_every_default_phase_weights_only_sources_the_worker_ships() -> None:
+    hybrid = default_hybrid()
+    for phase in hybrid.policy.phases:
+        assert phase.weights and set(phase.weights) <= set(hybrid.sources), phase.name
+    established = hybrid.policy.phase_for(20).weights
+    assert max(established, key=established.__getitem__) in {"cf", "ease"}
+
+
+def test_default_hybrid_serves_an_established_user_from_its_item_models() -> None:
+    hybrid = default_hybrid()
+    users = {u: UserState(u) for u in ("a", "b", "c")}
+    for ts in range(40):  # three users walk the same catalogue in the same order
+        for uid, user in users.items():
+            hybrid.observe(user, f"i{(ts + ord(uid)) % 40}", ts=float(ts))
+    hybrid.sources["ease"].refit()
+    me = UserState("me")
+    for ts in range(25):
+        hybrid.observe(me, f"i{ts}", ts=100.0 + ts)
+    recs = hybrid.recommend(me, k=5, exclude=me.seen)
+    assert hybrid.phase(me).name == "established"
+    assert recs and recs[0].item_id == "i25"
+    assert {"cf", "ease"} <= set(recs[0].sources)

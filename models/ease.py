@@ -1,0 +1,227 @@
+"""EASE over the streaming co-occurrence counts: item-to-item regression, refitted as events arrive.
+
+EASE (Steck, 2019) learns an item-to-item weight matrix ``B`` with a zero diagonal that best
+reconstructs each item's column of the interaction matrix from the other items' columns:
+``B = I - P / diag(P)`` with ``P = (G + l2 * I)^-1``, where ``G`` is the item Gram matrix.
+Unlike a cosine neighbourhood, the regression discounts neighbours that are only similar because
+they are similar to each other, which is what makes it strong on long histories.
+
+Here ``G`` is the windowed, recency-weighted co-occurrence that :class:`models.cf.ItemCooccurrence`
+already keeps (so it is learned one event at a time, in bounded memory), and its diagonal the
+items' interaction counts. Every ``refit_every`` events the model solves EASE on the
+``max_items`` most interacted items. The solve is ``O(max_items ** 3)`` (about a second
+for 2,000 items on a small machine), so it runs on a background thread (numpy's LAPACK releases
+the GIL) while events keep flowing, and its result is put in use ``refit_every // 4`` events
+after it started (waiting for it only if it is not done by then): the same events always see
+the same weights, whatever the machine's speed. A user's candidates are their recent items'
+rows of ``B``, weighted ``history_decay ** p`` for the item ``p`` places back. Items outside
+the solved head get no score from this source; the hybrid's other sources cover them.
+
+>>> from models.base import UserState
+>>> ease = ItemEASE(refit_every=1, l2=1.0)
+>>> for uid, items in [("u1", "abc"), ("u2", "abd"), ("u3", "ab"), ("u4", "cd")]:
+...     user = UserState(uid)
+...     for item in items:
+...         ease.learn_one(user, item, ts=0.0)
+...         user.observe(item, ts=0.0)
+>>> bob = UserState("bob")
+>>> bob.observe("a", ts=0.0)
+>>> [(c.item_id, c.because) for c in ease.recommend(bob, k=1, exclude=bob.seen)]
+[('b', ['a'])]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from models.base import Candidate, UserState
+from models.cf import ItemCooccurrence
+
+__all__ = ["ItemEASE", "solve_ease"]
+
+_SOLVER: ThreadPoolExecutor | None = None
+
+
+def _solver() -> ThreadPoolExecutor:
+    global _SOLVER
+    if _SOLVER is None:
+        _SOLVER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recstream-ease")
+    return _SOLVER
+
+
+def solve_ease(gram: np.ndarray, l2: float) -> np.ndarray:
+    """EASE weights ``B = I - P / diag(P)``, ``P = (gram + l2 * I)^-1``, zero diagonal.
+
+    >>> B = solve_ease(np.array([[2.0, 1.0], [1.0, 2.0]]), l2=1.0)
+    >>> [[round(float(x), 3) for x in row] for row in B]
+    [[0.0, 0.333], [0.333, 0.0]]
+    """
+    inverse = np.linalg.inv(gram + l2 * np.eye(len(gram)))
+    weights = -inverse / np.diag(inverse)
+    np.fill_diagonal(weights, 0.0)
+    return weights.astype(np.float32)
+
+
+class ItemEASE(ItemCooccurrence):
+    """EASE item-to-item regression on the co-occurrence of :class:`ItemCooccurrence`.
+
+    Parameters:
+        l2: ridge penalty of the regression (in units of interaction counts).
+        refit_every: events between two solves.
+        max_items: the most interacted items the solve covers.
+        window, window_decay, max_neighbors, history, history_decay: as in
+            :class:`~models.cf.ItemCooccurrence` (the co-occurrence and the user's items).
+    """
+
+    name = "ease"
+
+    def __init__(
+        self,
+        l2: float = 500.0,
+        refit_every: int = 500,
+        max_items: int = 2000,
+        window: int = 50,
+        window_decay: float = 0.95,
+        max_neighbors: int = 1000,
+        history: int = 30,
+        history_decay: float = 0.8,
+    ) -> None:
+        super().__init__(
+            window=window,
+            window_decay=window_decay,
+            max_neighbors=max_neighbors,
+            history=history,
+            history_decay=history_decay,
+        )
+        if not l2 > 0 or refit_every < 1 or max_items < 2:
+            raise ValueError("need l2 > 0, refit_every >= 1 and max_items >= 2")
+        self.l2 = l2
+        self.refit_every = refit_every
+        self.max_items = max_items
+        self._since_fit = 0
+        self._B: np.ndarray | None = None  # (m, m) float32 weights over the head items
+        self._head = np.zeros(0, dtype=np.int64)  # item index of each row of _B
+        self._row_of: dict[int, int] = {}  # item index -> row of _B
+        self._pending: tuple[Future[np.ndarray], np.ndarray] | None = None  # solve, its head
+        self._forgotten: set[str] = set()  # items deleted while a solve ran
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_B"], state["_head"], state["_row_of"] = None, self._head[:0], {}
+        state["_pending"] = None
+        return state  # the solve is recomputed on first use after a restore, not stored
+
+    def learn_one(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+    ) -> None:
+        super().learn_one(user, item_id, ts=ts, weight=weight, value=value)
+        self._since_fit += 1
+        if self._pending is not None and self._since_fit >= max(1, self.refit_every // 4):
+            self._install()
+        if self._since_fit >= self.refit_every:
+            self._since_fit = 0
+            head, gram = self._gram()
+            if len(head) >= 2:
+                self._pending = (_solver().submit(solve_ease, gram, self.l2), head)
+
+    def refit(self) -> None:
+        """Solve EASE on the current counts now, in this thread."""
+        self._pending = None
+        head, gram = self._gram()
+        if len(head) < 2:
+            self._B, self._head, self._row_of = None, head[:0], {}
+        else:
+            self._set(solve_ease(gram, self.l2), head)
+
+    def _install(self) -> None:
+        assert self._pending is not None
+        future, head = self._pending
+        self._pending = None
+        self._set(future.result(), head)
+
+    def _set(self, weights: np.ndarray, head: np.ndarray) -> None:
+        self._B, self._head = weights, head
+        self._row_of = {int(i): r for r, i in enumerate(head)}
+        for item in self._forgotten & set(self._index):  # deleted while the solve ran
+            r = self._row_of.get(self._index[item])
+            if r is not None:
+                self._B[:, r] = 0.0
+        self._forgotten.clear()
+
+    def _gram(self) -> tuple[np.ndarray, np.ndarray]:
+        """The head items and their Gram matrix (co-occurrence, counts on the diagonal)."""
+        counts = self._n[: len(self._items)]
+        live = np.flatnonzero(counts > 0)
+        head = live[np.argsort(-counts[live], kind="stable")[: self.max_items]]
+        m = len(head)
+        row_at = np.full(len(self._items), -1, dtype=np.int64)
+        row_at[head] = np.arange(m)
+        gram = np.zeros((m, m), dtype=np.float64)
+        for r, i in enumerate(head):
+            co = self._co[i]
+            cols = row_at[np.fromiter(co.keys(), dtype=np.int64, count=len(co))]
+            vals = np.fromiter(co.values(), dtype=np.float64, count=len(co))
+            gram[r, cols[cols >= 0]] = vals[cols >= 0]
+        gram = np.maximum(gram, gram.T)  # a pair pruned on one side keeps the other's count
+        gram[np.diag_indices(m)] = counts[head]
+        return head, gram
+
+    def recommend(
+        self, user: UserState, k: int = 10, exclude: Collection[str] = ()
+    ) -> list[Candidate]:
+        if k <= 0:
+            return []
+        if self._B is None and self._pending is not None:
+            self._install()
+        elif self._B is None and self._items:
+            self.refit()  # first use after a restore
+        if self._B is None:
+            return []
+        rows: list[int] = []
+        weights: list[float] = []
+        mine: list[str] = []
+        w = 1.0
+        for item in reversed(user.recent[-self.history :]):
+            r = self._row_of.get(self._index.get(item, -1))
+            if r is not None:
+                rows.append(r)
+                weights.append(w)
+                mine.append(item)
+            w *= self.history_decay
+        if not rows:
+            return []
+        parts = self._B[rows] * np.asarray(weights, dtype=np.float32)[:, None]
+        scores = parts.sum(axis=0)
+        banned = [self._row_of.get(self._index.get(x, -1)) for x in exclude]
+        scores[[r for r in banned if r is not None]] = 0.0
+        m = min(k, len(scores))
+        top = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
+        top = top[np.lexsort((top, -scores[top]))]
+        out = []
+        for t in top:
+            if not scores[t] > 0:
+                break
+            lead = np.argsort(-parts[:, t], kind="stable")[:2]
+            because = [mine[p] for p in lead if parts[p, t] > 0]
+            out.append(
+                Candidate(self._items[self._head[t]], float(scores[t]), [self.name], because)
+            )
+        return out
+
+    def forget_item(self, item_id: str) -> None:
+        super().forget_item(item_id)
+        r = self._row_of.get(self._index.get(item_id, -1))
+        if r is not None and self._B is not None:
+            self._B[:, r] = 0.0
+        if self._pending is not None:
+            self._forgotten.add(item_id)

@@ -1,0 +1,84 @@
+"""Unit tests of ItemEASE (EASE over the streaming co-occurrence) on synthetic streams."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from models.base import UserState
+from models.ease import ItemEASE, solve_ease
+from tests.models.test_cf import block_stream, history_user, replay
+
+
+def test_solve_ease_matches_closed_form_and_has_zero_diagonal() -> None:
+    rng = np.random.default_rng(0)
+    x = (rng.random((50, 6)) < 0.3).astype(float)
+    gram = x.T @ x
+    weights = solve_ease(gram, l2=2.0)
+    p = np.linalg.inv(gram + 2.0 * np.eye(6))
+    expected = np.eye(6) - p / np.diag(p)
+    assert np.allclose(weights, expected, atol=1e-5)
+    assert not np.diag(weights).any()
+
+
+def test_recommends_items_of_the_users_group_first() -> None:
+    model = ItemEASE(refit_every=100)
+    replay(model, block_stream(seed=1))
+    recs = model.recommend(history_user("g0i1", "g0i2"), k=10, exclude={"g0i1", "g0i2"})
+    assert len(recs) == 10
+    assert all(c.item_id.startswith("g0") or c.item_id == "pop" for c in recs)
+    assert recs[0].because and set(recs[0].because) <= {"g0i1", "g0i2"}
+
+
+def test_solve_is_put_in_use_at_a_fixed_event_whatever_the_thread_timing() -> None:
+    events = block_stream(seed=2, n_events=1000)
+    a, b = ItemEASE(refit_every=40), ItemEASE(refit_every=40)
+    users_a, users_b = replay(a, events), replay(b, events)
+    for user in ("g0u1", "g1u3"):
+        recs_a = a.recommend(users_a[user], k=10, exclude=users_a[user].seen)
+        recs_b = b.recommend(users_b[user], k=10, exclude=users_b[user].seen)
+        assert [(c.item_id, c.score) for c in recs_a] == [(c.item_id, c.score) for c in recs_b]
+
+
+def test_covers_only_the_most_interacted_items() -> None:
+    model = ItemEASE(refit_every=50, max_items=10)
+    replay(model, block_stream(seed=3))
+    head = set(model._items[i] for i in model._head)
+    assert len(head) == 10 and "pop" in head
+    user = history_user(*[f"g{g}i{i}" for g in (0, 1) for i in range(30)])
+    recs = model.recommend(user, k=50, exclude=())
+    assert recs and {c.item_id for c in recs} <= head
+
+
+def test_pickled_model_recommends_the_same_after_restore() -> None:
+    model = ItemEASE(refit_every=50)
+    replay(model, block_stream(seed=4))
+    model.refit()
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored._B is None  # not stored: solved again on first use
+    user = history_user("g1i4", "g1i5")
+    before = [(c.item_id, round(c.score, 5)) for c in model.recommend(user, k=10, exclude=())]
+    after = [(c.item_id, round(c.score, 5)) for c in restored.recommend(user, k=10, exclude=())]
+    assert before == after
+
+
+def test_forgotten_item_is_never_recommended_even_if_a_solve_was_running() -> None:
+    model = ItemEASE(refit_every=7)
+    users = replay(model, block_stream(seed=5, n_events=600))
+    model.forget_item("g0i3")
+    replay(model, [("g0u1", "g0i4")])  # may put in use a solve started before the delete
+    user = users["g0u2"]
+    assert "g0i3" not in {c.item_id for c in model.recommend(user, k=40, exclude=())}
+
+
+def test_unknown_user_gets_nothing_and_bad_parameters_are_refused() -> None:
+    model = ItemEASE(refit_every=10)
+    assert model.recommend(UserState("nobody"), k=5) == []
+    replay(model, block_stream(seed=6, n_events=200))
+    assert model.recommend(UserState("nobody"), k=5) == []
+    with pytest.raises(ValueError):
+        ItemEASE(l2=0)
+    with pytest.raises(ValueError):
+        ItemEASE(max_items=1)
