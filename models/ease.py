@@ -152,8 +152,8 @@ class ItemEASE(ItemCooccurrence):
     def _set(self, weights: np.ndarray, head: np.ndarray) -> None:
         self._B, self._head = weights, head
         self._row_of = {int(i): r for r, i in enumerate(head)}
-        for item in self._forgotten & set(self._index):  # deleted while the solve ran
-            r = self._row_of.get(self._index[item])
+        for item in self._forgotten:  # deleted while the solve ran
+            r = self._row_of.get(self._index.get(item, -1))
             if r is not None:
                 self._B[:, r] = 0.0
         self._forgotten.clear()

@@ -20,12 +20,13 @@ import numpy as np
 from tqdm import tqdm
 
 from models.base import UserState, interaction_weight
+from models.factory import SOURCES as ALL_SOURCES
 from models.factory import make_sources
 from models.hybrid import DEFAULT_PHASES, SwitchingPolicy
 from streams.datasets import read_dataset
 from streams.schemas import Interaction, ItemEvent
 
-SOURCES = ("popularity", "content", "session", "sknn", "cf", "ease", "mf")
+SOURCES = tuple(n for n in ALL_SOURCES if n != "rating")  # every candidate source
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
