@@ -3,7 +3,10 @@
 Per batch the worker makes two round trips: :meth:`RedisState.load_batch` reads the batch's
 users, the already-seen event ids and the partitions' applied offsets in one pipeline, and
 :meth:`RedisState.commit_batch` writes the new user states, the event ids (with a TTL) and the
-offsets in one MULTI/EXEC, so a batch's effects land all together or not at all.
+offsets in one MULTI/EXEC, so a batch's effects land all together or not at all. Each is a
+handful of multi-key commands whatever the batch's size (MGET, MSET, one Lua script for the
+dedup markers' TTLs): redis-py's cost is per command. Multi-key commands and the MULTI/EXEC
+need the batch's keys on one Redis (not Redis Cluster slots).
 
 Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state; the ``{uid}`` hash tag keeps a
 user's keys in one Redis Cluster slot), ``P:event:ID`` (dedup marker), ``P:offsets`` (hash
@@ -21,14 +24,26 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["BatchView", "RedisState"]
+__all__ = ["AppliedOffsetsReader", "BatchView", "RedisState", "offsets_key"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+#: ``SET key 1 EX ttl`` for every key: one command for a batch's dedup markers.
+_SET_MARKERS = (
+    "for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end return #KEYS"
+)
+
+
+def offsets_key(prefix: str) -> str:
+    """The hash of each ``topic:partition``'s last applied offset under app id ``prefix``."""
+    return f"{prefix}:offsets"
 
 
 @dataclass
@@ -64,7 +79,7 @@ class RedisState:
 
     @property
     def offsets_key(self) -> str:
-        return f"{self.prefix}:offsets"
+        return offsets_key(self.prefix)
 
     @property
     def stats_key(self) -> str:
@@ -101,21 +116,27 @@ class RedisState:
         users, events, parts = list(user_ids), list(event_ids), list(tps)
 
         async def call() -> BatchView:
+            # three commands whatever the batch's size (redis-py spends more per command
+            # than Redis does): MGET users, MGET dedup markers, HMGET offsets
             pipe = self.client.pipeline(transaction=False)
-            for uid in users:
-                pipe.get(self.user_key(uid))
-            for eid in events:
-                pipe.exists(self.event_key(eid))
+            if users:
+                pipe.mget([self.user_key(uid) for uid in users])
+            if events:
+                pipe.mget([self.event_key(eid) for eid in events])
             if parts:
                 pipe.hmget(self.offsets_key, parts)
-            res = await pipe.execute()
+            res = iter(await pipe.execute())
             view = BatchView()
-            for uid, raw in zip(users, res[: len(users)], strict=True):
-                view.users[uid] = json.loads(raw) if raw else None
-            flags = res[len(users) : len(users) + len(events)]
-            view.duplicates = {eid for eid, hit in zip(events, flags, strict=True) if hit}
+            if users:
+                for uid, raw in zip(users, next(res), strict=True):
+                    view.users[uid] = json.loads(raw) if raw else None
+            if events:
+                marks = next(res)
+                view.duplicates = {
+                    e for e, hit in zip(events, marks, strict=True) if hit is not None
+                }
             if parts:
-                for tp, off in zip(parts, res[-1], strict=True):
+                for tp, off in zip(parts, next(res), strict=True):
                     if off is not None:
                         view.applied[tp] = int(off)
             return view
@@ -136,11 +157,13 @@ class RedisState:
         events = list(event_ids)
 
         async def call() -> None:
+            # a handful of commands whatever the batch's size: MSET users, one script setting
+            # every dedup marker with its TTL, HSET offsets, HINCRBY per counter
             pipe = self.client.pipeline(transaction=True)
-            for key, value in payload.items():
-                pipe.set(key, value)
-            for eid in events:
-                pipe.set(self.event_key(eid), 1, ex=ttl)
+            if payload:
+                pipe.mset(payload)
+            if events:
+                pipe.eval(_SET_MARKERS, len(events), *(self.event_key(e) for e in events), ttl)
             if offsets:
                 pipe.hset(self.offsets_key, mapping=dict(offsets))
             for name, n in (stats or {}).items():
@@ -198,3 +221,22 @@ class RedisState:
         async for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
             n += await self.client.delete(key)
         return n
+
+
+class AppliedOffsetsReader:
+    """Synchronous reads of the workers' applied offsets, for tools outside the worker (the
+    publisher's backpressure). One HGETALL per call; Redis errors propagate to the caller."""
+
+    def __init__(self, url: str, prefix: str, *, timeout: float = 1.0) -> None:
+        self.key = offsets_key(prefix)
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout
+        )
+
+    def __call__(self) -> dict[str, int]:
+        """``topic:partition`` -> the last offset a worker applied (missing: none yet)."""
+        raw = self.client.hgetall(self.key)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def close(self) -> None:
+        self.client.close()

@@ -2,7 +2,7 @@
 
 recstream up [--demo]          broker + Redis + worker on this machine (embedded)
 recstream worker               a worker against RECSTREAM_BROKER / RECSTREAM_REDIS_URL
-recstream replay PATH --format movielens|csv|jsonl [--rate N]
+recstream replay PATH --format movielens|csv|jsonl [--rate N] [--max-lag N|auto]
 recstream tail [--user ID] [--from-beginning]   print recommendations as they arrive
 """
 
@@ -34,13 +34,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from streams.up import run_up
 
-    return run_up(demo=args.demo, events=args.events, rate=args.rate)
+    return run_up(demo=args.demo, events=args.events, rate=args.rate, max_lag=args.max_lag)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from streams.datasets import DataSetError, read_dataset
     from streams.kafka_io import wait_for_broker
-    from streams.replay import publish_events, publish_items
+    from streams.replay import publish_events, publish_items, worker_pace
 
     settings = load_settings()
     try:
@@ -57,7 +57,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         n = publish_items(settings, ds.items)
         print(f"published {n} catalogue items to {settings.topic('items')}")
     events = ds.events[: args.limit] if args.limit else ds.events
-    n = publish_events(settings, events, total=len(events), rate=args.rate, desc=ds.name)
+    pace = worker_pace(settings, args.max_lag) if args.max_lag != 0 else None
+    try:
+        n = publish_events(
+            settings, events, total=len(events), rate=args.rate, desc=ds.name, pace=pace
+        )
+    finally:
+        if pace is not None:
+            pace.close()
     print(f"published {n} events to {settings.topic('interactions')}")
     return 0
 
@@ -104,6 +111,19 @@ def cmd_tail(args: argparse.Namespace) -> int:  # issue 5: recommendations tail
     return run_tail(load_settings(), args)
 
 
+def max_lag_arg(text: str) -> int | None:
+    """``--max-lag``: a count of events (0 turns pacing off) or ``auto`` (``None``)."""
+    if text == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recstream", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,7 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start broker, Redis and a worker here")
     p.add_argument("--demo", action="store_true", help="stream a generated demo shop")
     p.add_argument("--events", type=int, default=30_000, help="demo events (default 30000)")
-    p.add_argument("--rate", type=float, default=300.0, help="demo events/s (default 300)")
+    p.add_argument(
+        "--rate", type=float, default=300.0, help="most demo events/s (default 300; 0: no cap)"
+    )
+    p.add_argument(
+        "--max-lag",
+        type=max_lag_arg,
+        default=None,
+        metavar="N|auto",
+        help="most demo events published and not yet processed by the worker: the demo "
+        "waits for it (default auto: adapted so that events wait about 0.5 s; 0: no pacing)",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("replay", help="publish a data set as interaction events")
@@ -125,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--limit", type=int, default=None, help="publish only the first N events")
     p.add_argument("--no-items", action="store_true", help="do not publish the catalogue")
+    p.add_argument(
+        "--max-lag",
+        type=max_lag_arg,
+        default=0,
+        metavar="N|auto",
+        help="wait while N published events are unprocessed by the workers (read from "
+        "Redis; auto: adapted so that events wait about 0.5 s; default 0: never wait)",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("evaluate", help="prequential evaluation of every model on a data set")

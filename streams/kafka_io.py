@@ -83,8 +83,11 @@ def make_producer(settings: Settings) -> KafkaProducer:
     )
 
 
-def publish_json(producer: KafkaProducer, topic: str, key: str, value: dict[str, Any]) -> None:
-    producer.send(topic, key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode())
+def publish_json(producer: KafkaProducer, topic: str, key: str, value: dict[str, Any]) -> Any:
+    """Send one JSON message; returns the producer's future (its record metadata once acked)."""
+    return producer.send(
+        topic, key=key.encode(), value=json.dumps(value, separators=(",", ":")).encode()
+    )
 
 
 def consume(

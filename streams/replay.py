@@ -9,27 +9,13 @@ from typing import Any
 from tqdm import tqdm
 
 from streams.kafka_io import ensure_topics, make_producer, publish_json
+from streams.pacing import Pacer, RateLimiter, WorkerPace
 from streams.settings import Settings
 
-__all__ = ["publish_events", "publish_items"]
+__all__ = ["RateLimiter", "publish_events", "publish_items", "worker_pace"]
 
-
-class RateLimiter:
-    """Sleeps so that calls to :meth:`wait` happen at most ``rate`` times a second."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
-        self.next_at = time.monotonic()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        self.next_at += self.interval
-        delay = self.next_at - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        elif delay < -1.0:  # fell behind by over a second: don't burst to catch up
-            self.next_at = time.monotonic()
+#: Seconds between progress-bar postfix updates while pacing to the workers.
+POSTFIX_EVERY = 0.5
 
 
 def publish_items(settings: Settings, items: Iterable[dict[str, Any]]) -> int:
@@ -45,6 +31,19 @@ def publish_items(settings: Settings, items: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+def worker_pace(
+    settings: Settings, max_lag: int | None = None, alive: Callable[[], bool] | None = None
+) -> WorkerPace:
+    """Backpressure from the workers of ``settings`` (their applied offsets in Redis): hold
+    the publisher while ``max_lag`` events are unprocessed (default: a bound that adapts to
+    keep events about 0.5 s from send to applied), unless ``alive()`` says there is no
+    worker. ``close()`` it when done."""
+    from state.store import AppliedOffsetsReader
+
+    reader = AppliedOffsetsReader(settings.redis_url, settings.app_id)
+    return WorkerPace(reader, settings.topic("interactions"), max_lag=max_lag, alive=alive)
+
+
 def publish_events(
     settings: Settings,
     events: Iterable[dict[str, Any]],
@@ -54,19 +53,30 @@ def publish_events(
     desc: str = "publishing",
     progress: bool = True,
     on_sent: Callable[[dict[str, Any]], None] | None = None,
+    pace: WorkerPace | None = None,
 ) -> int:
-    """Publish interaction events on topic ``interactions`` (key = user_id), in order."""
+    """Publish interaction events on topic ``interactions`` (key = user_id), in order.
+
+    At most ``rate`` a second (``None``: as fast as possible); with ``pace``, also no faster
+    than the workers process them (the bar's postfix shows the lag and the bound).
+    """
     ensure_topics(settings)
     producer = make_producer(settings)
     topic = settings.topic("interactions")
-    limiter = RateLimiter(rate)
+    pacer = Pacer(rate, pace)
     n = 0
     bar = tqdm(total=total, desc=desc, unit="ev", disable=not progress, dynamic_ncols=True)
+    shown_at = 0.0
     try:
         for event in events:
-            limiter.wait()
-            publish_json(producer, topic, str(event.get("user_id", "")), event)
+            pacer.wait()
+            future = publish_json(producer, topic, str(event.get("user_id", "")), event)
             n += 1
+            if pace is not None:
+                pace.track(future)
+                if time.monotonic() - shown_at >= POSTFIX_EVERY:
+                    shown_at = time.monotonic()
+                    bar.set_postfix_str(pace.postfix(), refresh=False)
             bar.update(1)
             if on_sent is not None:
                 on_sent(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from state.store import RedisState
 from streams.demo import DemoShop
 from streams.embedded import Service, free_port, start_redis, start_tansu
 from streams.kafka_io import consume, ensure_topics, wait_for_broker
-from streams.replay import publish_events, publish_items
+from streams.replay import publish_events, publish_items, worker_pace
 from streams.settings import Settings, load_settings
 
 __all__ = ["run_up"]
@@ -124,7 +125,10 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_up(demo: bool, events: int, rate: float | None) -> int:
+def run_up(demo: bool, events: int, rate: float | None, max_lag: int | None = None) -> int:
+    """Start everything; with ``demo``, publish ``events`` demo events at most ``rate`` a
+    second and no faster than the worker keeps up with (``max_lag`` unprocessed events;
+    default: adapted to keep each event's wait about 0.5 s; 0: no pacing)."""
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on `kill` too, not just ^C
     settings = load_settings()
     env = {k: v for k, v in os.environ.items()}
@@ -180,9 +184,28 @@ def run_up(demo: bool, events: int, rate: float | None) -> int:
             print(f"published {len(shop.items)} catalogue items to {settings.topic('items')}")
             follow = {f"user{n:04d}" for n in (1, shop.n_users // 4, shop.n_users // 2)}
             threading.Thread(target=_follow, args=(settings, follow, stop), daemon=True).start()
-            sent = publish_events(
-                settings, shop.events(events), total=events, rate=rate, desc="demo events"
-            )
+            running = worker  # bound for the lambdas (mypy: not None here)
+            pace = None
+            if max_lag != 0:  # paced to the worker: lists stay fresh instead of queueing
+                pace = worker_pace(settings, max_lag, alive=lambda: running.poll() is None)
+                cap = f"at most {rate:g} events/s, " if rate else ""
+                print(
+                    f"pacing the demo to the worker: {cap}no more than it keeps up with "
+                    "(lag = published, not yet processed / the bound; wait = send to processed)",
+                    flush=True,
+                )
+            try:
+                sent = publish_events(
+                    settings,
+                    itertools.takewhile(lambda _: running.poll() is None, shop.events(events)),
+                    total=events,
+                    rate=rate,
+                    desc="demo events",
+                    pace=pace,
+                )
+            finally:
+                if pace is not None:
+                    pace.close()
             time.sleep(2.0)
             print(f"\ndemo done: {sent} events published. Try: curl {base}/users/user0000")
             print("still serving; Ctrl-C stops everything.", flush=True)

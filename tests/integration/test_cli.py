@@ -83,6 +83,11 @@ def test_up_demo_streams_recommendations_and_stops_everything_on_sigterm(redis_u
         assert shown, f"no recommendations were shown:\n{out}"
         strategies = {ln.split("[", 1)[1].split(",", 1)[0] for ln in shown}
         assert len(strategies) >= 2, f"users did not move between phases: {strategies}"
+        # paced to the worker (--rate 0 lifts only the cap): lists stay fresh, where publishing
+        # all 1500 at once queued them for seconds
+        assert "pacing the demo to the worker" in out, out
+        latencies = sorted(float(ln.split(" ms]", 1)[0].rsplit(", ", 1)[1]) for ln in shown)
+        assert latencies[len(latencies) // 2] < 1500, f"median served latency: {latencies}"
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
         ).stdout.split()

@@ -86,6 +86,49 @@ def test_a_batch_costs_two_redis_round_trips_whatever_its_size(settings, monkeyp
     run(scenario())
 
 
+def test_a_batch_is_a_few_redis_commands_whatever_its_size(settings, monkeypatch):
+    """redis-py's cost is per command: users, dedup markers and offsets go as multi-key
+    commands, and the markers still carry their TTL."""
+
+    async def scenario():
+        store, proc = await fresh(settings)
+        sizes: list[int] = []
+        original = store.client.pipeline
+
+        def counting(*args, **kwargs):
+            pipe = original(*args, **kwargs)
+            execute = pipe.execute
+
+            async def counted(*a, **kw):
+                sizes.append(len(pipe.command_stack))
+                return await execute(*a, **kw)
+
+            pipe.execute = counted
+            return pipe
+
+        monkeypatch.setattr(store.client, "pipeline", counting)
+        start = 0
+        for n in (10, 400):
+            events = (
+                {"user_id": f"u{k % 50}", "item_id": f"i{k}", "event_id": f"e{n}-{k}"}
+                for k in range(n)
+            )
+            out = await proc.process(records(*events, start=start))
+            await proc.commit(out)
+            assert out.stats["events"] == n
+            start += n
+        assert len(sizes) == 4 and max(sizes) <= 15, sizes
+        assert 0 < await store.client.ttl(store.event_key("e400-399")) <= settings.dedup_ttl
+        again = await proc.process(
+            records({"user_id": "u1", "item_id": "i1", "event_id": "e10-1"}, start=start)
+        )
+        assert again.stats["duplicates"] == 1 and again.stats["events"] == 0
+        assert (await store.get_user("u1"))["interactions"] == 1 + 8  # 1 of 10, 8 of 400
+        await store.close()
+
+    run(scenario())
+
+
 def test_stats_count_events_and_hits_per_phase_and_users_moving_between_phases(settings):
     async def scenario():
         store, proc = await fresh(settings)
