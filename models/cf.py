@@ -222,19 +222,22 @@ class ItemCooccurrence(Recommender):
         top = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
         top = top[np.lexsort((cand[top], -scores[top]))]
         top = top[scores[top] > 0]
-        # because: the (up to) two user items contributing most to each chosen candidate
+        # because: the (up to) two user items contributing most to each chosen candidate,
+        # ties to the first by name; one sort over the chosen candidates' entries
         part_of = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
-        why: dict[int, list[tuple[float, str]]] = {int(t): [] for t in top}
-        for e in np.flatnonzero(np.isin(inverse, top)):
-            why[int(inverse[e])].append((-float(sims[e]), sources[part_of[e]]))
+        name_rank = np.argsort(np.argsort(np.asarray(sources)))
+        sel = np.flatnonzero(np.isin(inverse, top))
+        order = sel[np.lexsort((name_rank[part_of[sel]], -sims[sel], inverse[sel]))]
+        groups = inverse[order]
+        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        place = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        why: dict[int, list[str]] = {int(t): [] for t in top}
+        first_two = order[place < 2]
+        for t, p in zip(inverse[first_two].tolist(), part_of[first_two].tolist(), strict=True):
+            why[t].append(sources[p])
         return [
-            Candidate(
-                self._items[cand[t]],
-                float(scores[t]),
-                [self.name],
-                [item for _, item in sorted(why[int(t)])[:2]],
-            )
-            for t in top
+            Candidate(self._items[cand[t]], float(scores[t]), [self.name], why[t])
+            for t in top.tolist()
         ]
 
     def forget_item(self, item_id: str) -> None:

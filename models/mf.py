@@ -240,13 +240,15 @@ class ImplicitMF(Recommender):
         sims = None
         if recent:
             sims = self._V[top] @ self._V[[self._row[i] for i in recent]].T
+        probs = _sigmoid(scores[top]).tolist()  # whole arrays: no numpy call per candidate
+        nearest = np.argmax(sims, axis=1).tolist() if sims is not None else None
         out = []
-        for j, r in enumerate(top):
+        for j, r in enumerate(top.tolist()):
             item = self._row_items[r]
             if item is None or not np.isfinite(scores[r]):
                 continue
-            because = [recent[int(np.argmax(sims[j]))]] if sims is not None else []
-            out.append(Candidate(item, float(_sigmoid(scores[r])), [self.name], because))
+            because = [recent[nearest[j]]] if nearest is not None else []
+            out.append(Candidate(item, probs[j], [self.name], because))
         return out
 
 
