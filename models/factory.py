@@ -2,7 +2,7 @@
 
 >>> engine = default_hybrid(thresholds=(1, 5, 20))
 >>> sorted(engine.sources)
-['cf', 'content', 'ease', 'mf', 'popularity', 'rating', 'session', 'sknn']
+['cf', 'cohort', 'content', 'ease', 'mf', 'popularity', 'rating', 'session', 'sknn']
 >>> engine.policy.names
 ['cold', 'warm', 'active', 'established']
 >>> build_row("cf").policy.names
@@ -19,26 +19,29 @@ from models.content import ContentModel
 from models.ease import ItemEASE
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
 from models.mf import ImplicitMF, RatingMF
-from models.popularity import DecayedPopularity
+from models.popularity import CohortPopularity, DecayedPopularity
 from models.session import SessionKNN, TransitionModel
 
 __all__ = ["ROWS", "SOURCES", "build_row", "default_hybrid", "make_sources"]
 
-#: name -> constructor of every candidate source recstream ships.
-SOURCES: dict[str, Callable[[float, int], Recommender]] = {
-    "popularity": lambda half_life, seed: DecayedPopularity(half_life=half_life),
-    "content": lambda half_life, seed: ContentModel(),
-    "session": lambda half_life, seed: TransitionModel(),
-    "sknn": lambda half_life, seed: SessionKNN(),
-    "cf": lambda half_life, seed: ItemCooccurrence(),
-    "ease": lambda half_life, seed: ItemEASE(),
-    "mf": lambda half_life, seed: ImplicitMF(seed=seed),
-    "rating": lambda half_life, seed: RatingMF(seed=seed),
+#: name -> constructor of every candidate source recstream ships, from
+#: ``(half_life, seed, thresholds)``.
+SOURCES: dict[str, Callable[[float, int, tuple[int, ...]], Recommender]] = {
+    "popularity": lambda half_life, seed, stages: DecayedPopularity(half_life=half_life),
+    "cohort": lambda half_life, seed, stages: CohortPopularity(stages=stages),
+    "content": lambda half_life, seed, stages: ContentModel(),
+    "session": lambda half_life, seed, stages: TransitionModel(),
+    "sknn": lambda half_life, seed, stages: SessionKNN(),
+    "cf": lambda half_life, seed, stages: ItemCooccurrence(),
+    "ease": lambda half_life, seed, stages: ItemEASE(),
+    "mf": lambda half_life, seed, stages: ImplicitMF(seed=seed),
+    "rating": lambda half_life, seed, stages: RatingMF(seed=seed),
 }
 
 #: Rows of ``recstream evaluate`` by default: every single source, then the hybrid.
 ROWS: tuple[str, ...] = (
     "popularity",
+    "cohort",
     "content",
     "session",
     "sknn",
@@ -50,12 +53,18 @@ ROWS: tuple[str, ...] = (
 
 
 def make_sources(
-    names: Sequence[str], *, half_life: float = 24 * 3600.0, seed: int = 42
+    names: Sequence[str],
+    *,
+    half_life: float = 24 * 3600.0,
+    seed: int = 42,
+    thresholds: Sequence[int] = (1, 5, 20),
 ) -> dict[str, Recommender]:
+    """The named sources; ``thresholds`` (the switching policy's) group users into cohorts."""
     unknown = set(names) - set(SOURCES)
     if unknown:
         raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {sorted(SOURCES)}")
-    return {name: SOURCES[name](half_life, seed) for name in names}
+    stages = tuple(thresholds)
+    return {name: SOURCES[name](half_life, seed, stages) for name in names}
 
 
 def default_hybrid(
@@ -65,7 +74,7 @@ def default_hybrid(
     seed: int = 42,
 ) -> HybridRecommender:
     """Every source recstream ships, behind the switching policy with ``thresholds``."""
-    sources = make_sources(list(SOURCES), half_life=half_life, seed=seed)
+    sources = make_sources(list(SOURCES), half_life=half_life, seed=seed, thresholds=thresholds)
     return HybridRecommender(sources, SwitchingPolicy.from_thresholds(thresholds))
 
 
@@ -79,5 +88,5 @@ def build_row(
     """``hybrid`` (the worker's default) or one source alone, as an evaluation row."""
     if name == "hybrid":
         return default_hybrid(thresholds=thresholds, half_life=half_life, seed=seed)
-    sources = make_sources([name], half_life=half_life, seed=seed)
+    sources = make_sources([name], half_life=half_life, seed=seed, thresholds=thresholds)
     return HybridRecommender(sources, SwitchingPolicy([Phase("all", 0, {name: 1.0})]))

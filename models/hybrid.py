@@ -36,18 +36,19 @@ class Phase:
     weights: Mapping[str, float] = field(default_factory=dict)
 
 
-#: Defaults, chosen by measurement (scripts/tune_hybrid.py, docs/EVALUATION.md): popularity
-#: until the first interaction; then the neighbourhood sources lead (item co-occurrence CF and
-#: session-kNN, with transitions and implicit MF blended in); from 5 interactions on, the EASE
-#: item regression joins CF, and for established users the two lead together.
-#: Content has little weight on ratings data (genres only) but keeps a voice where it helped.
-#: Sources a deployment lacks are skipped.
+#: Defaults, chosen by measurement (scripts/tune_hybrid.py, docs/EVALUATION.md): a user's first
+#: event is served what other newcomers picked first (cohort popularity); then the
+#: neighbourhood sources lead (item co-occurrence CF and session-kNN, with transitions and
+#: implicit MF blended in, and a little of what users at the same stage pick); from 5
+#: interactions on, the EASE item regression joins CF, and for established users the two lead
+#: together. Content has little weight on ratings data (genres only) but keeps a voice where it
+#: helped. Sources a deployment lacks are skipped; popularity fills any list left short.
 DEFAULT_PHASES: tuple[Phase, ...] = (
-    Phase("cold", 0, {"popularity": 1.0}),
+    Phase("cold", 0, {"cohort": 1.0}),
     Phase(
         "warm",
         1,
-        {"sknn": 1.0, "cf": 1.0, "session": 1.0, "mf": 0.5, "ease": 0.2, "popularity": 0.2},
+        {"sknn": 1.0, "cf": 1.0, "session": 1.0, "mf": 0.5, "ease": 0.2, "cohort": 0.1},
     ),
     Phase(
         "active",

@@ -23,13 +23,14 @@ from models.content import ContentModel
 from models.ease import ItemEASE
 from models.hybrid import SwitchingPolicy
 from models.mf import ImplicitMF
-from models.popularity import DecayedPopularity
+from models.popularity import CohortPopularity, DecayedPopularity
 from models.session import SessionKNN, TransitionModel
 from streams.datasets import read_dataset
 from streams.schemas import Interaction, ItemEvent
 
 CLASSES: dict[str, type[Recommender]] = {
     "popularity": DecayedPopularity,
+    "cohort": CohortPopularity,
     "content": ContentModel,
     "session": TransitionModel,
     "sknn": SessionKNN,
@@ -40,20 +41,19 @@ CLASSES: dict[str, type[Recommender]] = {
 
 
 def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"cf:history=10,alpha=0.3"`` -> ``("cf", {"history": 10, "alpha": 0.3})``."""
+    """``"cf:history=10,alpha=0.3"`` -> ``("cf", {"history": 10, "alpha": 0.3})``; values are
+    Python literals, tuples included (``"cohort:half_lives=(3600.0, 86400.0)"``)."""
     name, _, params = spec.partition(":")
     if name not in CLASSES:
         raise SystemExit(f"unknown source {name!r}; known: {', '.join(CLASSES)}")
-    kwargs: dict[str, Any] = {}
-    for pair in filter(None, params.split(",")):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"{spec!r}: expected param=value, got {pair!r}")
-        try:
-            kwargs[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise SystemExit(f"{spec!r}: {value!r} is not a Python literal") from None
-    return name, kwargs
+    bad = SystemExit(f"{spec!r}: expected param=value,... with Python literals")
+    try:
+        call = ast.parse(f"f({params})", mode="eval").body
+        if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
+            raise bad
+        return name, {str(k.arg): ast.literal_eval(k.value) for k in call.keywords}
+    except (ValueError, SyntaxError):
+        raise bad from None
 
 
 def run(spec: str, path: str, fmt: str, k: int, stride: int) -> dict[str, Any]:
@@ -103,8 +103,11 @@ def main() -> None:
     for spec in args.variants:
         parse_variant(spec)  # refuse a bad spec before any work starts
     phases = SwitchingPolicy().names
+    width = max(44, 2 + max(len(spec) for spec in args.variants))
     print(
-        f"{'variant':<44}{'HR@' + str(args.k):>8}" + "".join(f"{p:>13}" for p in phases) + "      s"
+        f"{'variant':<{width}}{'HR@' + str(args.k):>8}"
+        + "".join(f"{p:>13}" for p in phases)
+        + "      s"
     )
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [
@@ -117,7 +120,7 @@ def main() -> None:
                 f"{hr:>13.4f}" if hr is not None else f"{'-':>13}"
                 for hr, _ in r["by_phase"].values()
             )
-            print(f"{r['variant']:<44}{r['hr']:>8.4f}{cells}{r['seconds']:>7.0f}", flush=True)
+            print(f"{r['variant']:<{width}}{r['hr']:>8.4f}{cells}{r['seconds']:>7.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,18 +63,21 @@ def collect(path: str, fmt: str, k: int, stride: int, limit: int | None, n_cand:
 
 
 def tensor(rows: list, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Samples as a (n, U, sources) array of per-source max-normalised scores + target column."""
+    """Samples as a (n, U, sources) array of per-source max-normalised scores + target column.
+
+    A row's columns are its candidates in item-id order, so that a tie in the blended score goes
+    to the lower column, as the hybrid breaks ties (by item id)."""
     width = max(len({i for n in names for i, _ in lists[n]}) for _, _, lists in rows) or 1
     S = np.zeros((len(rows), width, len(names)), dtype=np.float32)
     target = np.full(len(rows), -1, dtype=np.int64)
     for r, (_, tgt, lists) in enumerate(rows):
-        col: dict[str, int] = {}
+        union = {i for n in names for i, sc in lists[n] if sc > 0}
+        col = {item: c for c, item in enumerate(sorted(union))}
         for j, name in enumerate(names):
             cands = [(i, sc) for i, sc in lists[name] if sc > 0]
             top = max((sc for _, sc in cands), default=0.0)
             for item, sc in cands:
-                c = col.setdefault(item, len(col))
-                S[r, c, j] = sc / top
+                S[r, col[item], j] = sc / top
         target[r] = col.get(tgt, -1)
     return S, target
 
@@ -83,7 +86,8 @@ def hit_rate(S: np.ndarray, target: np.ndarray, w: np.ndarray, k: int) -> float:
     blended = S @ w
     rows = np.arange(len(target))
     t = np.where(target >= 0, blended[rows, np.maximum(target, 0)], 0.0)
-    better = (blended > t[:, None]).sum(axis=1)
+    tied_before = np.arange(blended.shape[1])[None, :] < target[:, None]
+    better = ((blended > t[:, None]) | ((blended == t[:, None]) & tied_before)).sum(axis=1)
     return float(((target >= 0) & (t > 0) & (better < k)).mean())
 
 

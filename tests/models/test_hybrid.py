@@ -143,3 +143,17 @@ def test_default_hybrid_serves_an_established_user_from_its_item_models() -> Non
     assert hybrid.phase(me).name == "established"
     assert recs and recs[0].item_id == "i25"
     assert {"cf", "ease"} <= set(recs[0].sources)
+
+
+def test_default_hybrid_serves_a_newcomer_what_other_newcomers_picked_first() -> None:
+    hybrid = default_hybrid(thresholds=(1, 5, 20))
+    for n in range(4):  # every user starts on the welcome item, then regulars pile on "hit"
+        user = UserState(f"u{n}")
+        hybrid.observe(user, "welcome", ts=float(n))
+        for ts in range(6):
+            hybrid.observe(user, "hit" if ts % 2 else f"x{n}-{ts}", ts=10.0 + n + ts)
+    assert hybrid.sources["popularity"].recommend(UserState("q"), k=1)[0].item_id == "hit"
+    recs = hybrid.recommend(UserState("new"), k=3)
+    assert hybrid.phase(UserState("new")).name == "cold"
+    assert recs[0].item_id == "welcome" and recs[0].sources == ["cohort"]
+    assert len(recs) == 3  # a short cohort list is filled from overall popularity
