@@ -2,7 +2,7 @@
 
 >>> engine = default_hybrid(thresholds=(1, 5, 20))
 >>> sorted(engine.sources)
-['cf', 'cohort', 'content', 'ease', 'mf', 'popularity', 'rating', 'session', 'sknn']
+['cf', 'cohort', 'content', 'ease', 'mf', 'popularity', 'rating', 'seq', 'session', 'sknn']
 >>> engine.policy.names
 ['cold', 'warm', 'active', 'established']
 >>> build_row("cf").policy.names
@@ -20,6 +20,7 @@ from models.ease import ItemEASE
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
 from models.mf import ImplicitMF, RatingMF
 from models.popularity import CohortPopularity, DecayedPopularity
+from models.sequence import NextItemSoftmax
 from models.session import SessionKNN, TransitionModel
 
 __all__ = ["ROWS", "SOURCES", "build_row", "default_hybrid", "make_sources"]
@@ -35,6 +36,7 @@ SOURCES: dict[str, Callable[[float, int, tuple[int, ...]], Recommender]] = {
     "cf": lambda half_life, seed, stages: ItemCooccurrence(),
     "ease": lambda half_life, seed, stages: ItemEASE(),
     "mf": lambda half_life, seed, stages: ImplicitMF(seed=seed),
+    "seq": lambda half_life, seed, stages: NextItemSoftmax(seed=seed),
     "rating": lambda half_life, seed, stages: RatingMF(seed=seed),
 }
 
@@ -48,6 +50,7 @@ ROWS: tuple[str, ...] = (
     "cf",
     "ease",
     "mf",
+    "seq",
     "hybrid",
 )
 

@@ -38,27 +38,44 @@ class Phase:
 
 #: Defaults, chosen by measurement (scripts/tune_hybrid.py, docs/EVALUATION.md): a user's first
 #: event is served what other newcomers picked first (cohort popularity); then the
-#: neighbourhood sources lead (item co-occurrence CF and session-kNN, with transitions and
-#: implicit MF blended in, and a little of what users at the same stage pick); from 5
-#: interactions on, the EASE item regression joins CF, and for established users the two lead
-#: together. Content has little weight on ratings data (genres only) but keeps a voice where it
-#: helped. Sources a deployment lacks are skipped; popularity fills any list left short.
+#: neighbourhood sources lead (item co-occurrence CF and session-kNN, with transitions, the
+#: next-item softmax and a little of what users at the same stage pick); from 5 interactions
+#: on, CF and the next-item softmax lead with EASE, and for established users CF, EASE and the
+#: softmax weigh the same. Content has little weight on ratings data (genres only) but keeps a
+#: voice where it helped. Sources a deployment lacks are skipped; popularity fills any list
+#: left short.
 DEFAULT_PHASES: tuple[Phase, ...] = (
     Phase("cold", 0, {"cohort": 1.0}),
     Phase(
         "warm",
         1,
-        {"sknn": 1.0, "cf": 1.0, "session": 1.0, "mf": 0.5, "ease": 0.2, "cohort": 0.1},
+        {"sknn": 1.0, "cf": 1.0, "session": 1.0, "seq": 0.5, "ease": 0.2, "mf": 0.1, "cohort": 0.1},
     ),
     Phase(
         "active",
         5,
-        {"cf": 1.0, "ease": 0.5, "sknn": 0.5, "session": 0.5, "mf": 0.1, "content": 0.1},
+        {
+            "cf": 1.0,
+            "seq": 1.0,
+            "ease": 0.5,
+            "sknn": 0.5,
+            "session": 0.5,
+            "mf": 0.1,
+            "content": 0.1,
+        },
     ),
     Phase(
         "established",
         20,
-        {"cf": 1.0, "ease": 1.0, "sknn": 0.1, "session": 0.1, "mf": 0.1, "content": 0.05},
+        {
+            "cf": 1.0,
+            "ease": 1.0,
+            "seq": 1.0,
+            "sknn": 0.1,
+            "session": 0.1,
+            "mf": 0.1,
+            "content": 0.05,
+        },
     ),
 )
 

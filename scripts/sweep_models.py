@@ -24,6 +24,7 @@ from models.ease import ItemEASE
 from models.hybrid import SwitchingPolicy
 from models.mf import ImplicitMF
 from models.popularity import CohortPopularity, DecayedPopularity
+from models.sequence import NextItemSoftmax
 from models.session import SessionKNN, TransitionModel
 from streams.datasets import read_dataset
 from streams.schemas import Interaction, ItemEvent
@@ -37,6 +38,7 @@ CLASSES: dict[str, type[Recommender]] = {
     "cf": ItemCooccurrence,
     "ease": ItemEASE,
     "mf": ImplicitMF,
+    "seq": NextItemSoftmax,
 }
 
 

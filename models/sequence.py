@@ -1,0 +1,323 @@
+"""A next-item softmax over the user's recent items, learned online (numpy SGD).
+
+:class:`NextItemSoftmax` predicts the item a user takes next from the items they took last:
+the user's context vector is ``h = sum_p a_p E[x_p]`` over their last ``history`` items
+(``x_0`` the latest, position weights ``a_p`` starting at ``history_decay ** p`` and learned),
+and every item ``j`` scores ``W[j] . h + b[j]``, plus ``U[t] . h`` averaged over the item's
+catalogue tags ``t`` (so an item shares what is known of its genres from its first event on).
+Each event is one step of full-softmax cross-entropy (Adagrad) towards the item that came
+next, over the items the user has *not* taken yet: the items a recommendation may show. That
+mask is what makes the model rank well (MovieLens-100K, every 4th event scored: 0.1948
+HR@10 alone with it, 0.1813 without). Catalogues larger than ``full_softmax_items`` are learned
+with a sampled softmax (the target and ``n_negatives`` items, half of them drawn from recent
+targets, half uniformly, logits corrected by each item's sampling rate).
+
+Unlike the neighbourhood sources, it is trained for the ranking it is asked for (cross-entropy
+on the next item) and generalises through low-rank item factors; it adds to them in the
+blend (docs/EVALUATION.md).
+
+>>> from models.base import UserState
+>>> seq = NextItemSoftmax(n_factors=8, seed=1)
+>>> for n in range(40):
+...     user = UserState(f"u{n}")
+...     for item in ("a", "b", "c") if n % 2 else ("x", "y", "z"):
+...         seq.learn_one(user, item, ts=0.0)
+...         user.observe(item, ts=0.0)
+>>> bob = UserState("bob")
+>>> bob.observe("x", ts=0.0)
+>>> [c.item_id for c in seq.recommend(bob, k=2, exclude=bob.seen)]
+['y', 'z']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+
+import numpy as np
+
+from models.base import Candidate, Recommender, UserState
+
+__all__ = ["NextItemSoftmax"]
+
+_EPS = 1e-6  # Adagrad's initial accumulator
+_RECENT = 10_000  # recent targets the sampled softmax draws half its negatives from
+
+
+class NextItemSoftmax(Recommender):
+    """Online next-item softmax over decayed recent items, with tag factors.
+
+    Parameters:
+        n_factors: latent dimensions of the item and tag factors.
+        lr: Adagrad learning rate.
+        history: how many of the user's last items form the context.
+        history_decay: initial weight ``history_decay ** p`` of the item ``p`` places back
+            (the weights are then learned, at a tenth of ``lr``).
+        full_softmax_items: up to this many known items, each step normalises over all of
+            them; beyond, over the target and ``n_negatives`` drawn items (half from recent
+            targets, half uniformly; logits corrected for the sampling rate).
+        n_negatives: items drawn per step in sampled mode.
+        init_scale: standard deviation of new factors.
+        seed: seed of the initialiser and the sampler.
+    """
+
+    name = "seq"
+
+    def __init__(
+        self,
+        n_factors: int = 128,
+        lr: float = 0.05,
+        history: int = 20,
+        history_decay: float = 0.8,
+        full_softmax_items: int = 10_000,
+        n_negatives: int = 2_000,
+        init_scale: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        if n_factors < 1 or not lr > 0 or history < 1 or not 0 < history_decay <= 1:
+            raise ValueError("need n_factors >= 1, lr > 0, history >= 1, 0 < history_decay <= 1")
+        if full_softmax_items < 2 or n_negatives < 1 or not init_scale > 0:
+            raise ValueError("need full_softmax_items >= 2, n_negatives >= 1, init_scale > 0")
+        self.n_factors = n_factors
+        self.lr = lr
+        self.history = history
+        self.history_decay = history_decay
+        self.full_softmax_items = full_softmax_items
+        self.n_negatives = n_negatives
+        self.init_scale = init_scale
+        self._rng = np.random.default_rng(seed)
+        self._row: dict[str, int] = {}
+        self._items: list[str] = []
+        cap, d = 256, n_factors
+        self._E = np.zeros((cap, d), dtype=np.float32)  # context factors
+        self._W = np.zeros((cap, d), dtype=np.float32)  # output factors
+        self._b = np.zeros(cap, dtype=np.float32)
+        self._gE = np.full((cap, d), _EPS, dtype=np.float32)  # Adagrad accumulators
+        self._gW = np.full((cap, d), _EPS, dtype=np.float32)
+        self._gb = np.full(cap, _EPS, dtype=np.float32)
+        self._alive = np.zeros(cap, dtype=bool)
+        self._pos = (history_decay ** np.arange(history)).astype(np.float32)
+        self._gpos = np.full(history, _EPS, dtype=np.float32)
+        self._tag_row: dict[str, int] = {}
+        self._U = np.zeros((0, d), dtype=np.float32)  # tag factors
+        self._gU = np.zeros((0, d), dtype=np.float32)
+        self._item_tags: dict[int, list[int]] = {}
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # item, tag, 1/len
+        self._recent = np.zeros(_RECENT, dtype=np.int64)  # ring of recent targets (sampler)
+        self._recent_n = 0
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    # -- items and tags ---------------------------------------------------------------------
+
+    def _item(self, item_id: str) -> int:
+        row = self._row.get(item_id)
+        if row is not None:
+            return row
+        row = len(self._items)
+        if row >= len(self._b):
+            self._grow()
+        d = self.n_factors
+        self._E[row] = self._rng.normal(0.0, self.init_scale, d)
+        self._W[row] = self._rng.normal(0.0, self.init_scale, d)
+        self._alive[row] = True
+        self._row[item_id] = row
+        self._items.append(item_id)
+        return row
+
+    def _grow(self) -> None:
+        cap = len(self._b)
+
+        def more(a: np.ndarray, fill: float) -> np.ndarray:
+            return np.concatenate([a, np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)])
+
+        self._E, self._W, self._b = more(self._E, 0.0), more(self._W, 0.0), more(self._b, 0.0)
+        self._gE, self._gW, self._gb = (
+            more(self._gE, _EPS),
+            more(self._gW, _EPS),
+            more(self._gb, _EPS),
+        )
+        self._alive = np.concatenate([self._alive, np.zeros(cap, dtype=bool)])
+
+    def upsert_item(
+        self,
+        item_id: str,
+        *,
+        title: str = "",
+        text: str = "",
+        tags: Collection[str] = (),
+    ) -> None:
+        row = self._item(item_id)
+        self._alive[row] = True
+        rows = []
+        for tag in dict.fromkeys(t for t in tags if t):
+            t = self._tag_row.get(tag)
+            if t is None:
+                t = self._tag_row[tag] = len(self._tag_row)
+                self._U = np.vstack([self._U, np.zeros((1, self.n_factors), dtype=np.float32)])
+                self._gU = np.vstack([self._gU, np.full((1, self.n_factors), _EPS, np.float32)])
+            rows.append(t)
+        if rows or row in self._item_tags:
+            self._item_tags[row] = rows
+            self._pairs = None
+
+    def forget_item(self, item_id: str) -> None:
+        row = self._row.get(item_id)
+        if row is not None:
+            self._alive[row] = False  # never scored again; the row stays (ids are not reused)
+
+    def _tag_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._pairs is None:
+            items, tags, share = [], [], []
+            for row, rows in self._item_tags.items():
+                items += [row] * len(rows)
+                tags += rows
+                share += [1.0 / len(rows)] * len(rows)
+            self._pairs = (
+                np.asarray(items, dtype=np.int64),
+                np.asarray(tags, dtype=np.int64),
+                np.asarray(share, dtype=np.float32),
+            )
+        return self._pairs
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def _context(self, user: UserState) -> tuple[np.ndarray, list[str]]:
+        """Rows of the user's last items, latest first, and those items."""
+        items = [i for i in reversed(user.recent[-self.history :]) if i in self._row]
+        return np.asarray([self._row[i] for i in items], dtype=np.int64), items
+
+    def _scores(self, h: np.ndarray, n: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Scores of the first ``n`` items (or of ``rows`` among them) for context ``h``."""
+        pick = slice(0, n) if rows is None else rows
+        scores = self._W[pick] @ h + self._b[pick]
+        if len(self._U):
+            items, tags, share = self._tag_pairs()
+            by_tag = self._U @ h
+            scores += np.bincount(items, weights=share * by_tag[tags], minlength=n)[pick]
+        return scores
+
+    # -- learning ---------------------------------------------------------------------------
+
+    def learn_one(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+    ) -> None:
+        if not (math.isfinite(weight) and weight > 0):
+            return  # a dislike says what not to show, not what comes next
+        target = self._item(item_id)
+        ctx, _ = self._context(user)
+        if len(ctx) == 0:
+            return
+        n = len(self._items)
+        pos = self._pos[: len(ctx)]
+        h = pos @ self._E[ctx]
+        full = n <= self.full_softmax_items
+        if full:
+            cand: np.ndarray | slice = slice(0, n)
+            logits, t = self._scores(h, n), target
+        else:
+            cand, log_q = self._sample(target, n)
+            logits, t = self._scores(h, n, cand) - log_q, 0
+        blocked = ~self._alive[cand]
+        seen = [self._row[i] for i in user.recent if i in self._row and i != item_id]
+        if full:
+            blocked[seen] = True  # the user's own items: never shown, so not competitors
+        else:
+            blocked |= np.isin(cand, seen)
+        logits[blocked] = -np.inf
+        logits -= logits.max()
+        grad = np.exp(logits).astype(np.float32)
+        grad /= grad.sum()
+        grad[t] -= 1.0  # d(cross-entropy) / d(logits)
+        if not np.isfinite(grad).all():
+            return  # never let one event poison the factors
+        self._recent[self._recent_n % _RECENT] = target
+        self._recent_n += 1
+        g_h = grad @ self._W[cand]
+        if len(self._U):
+            items, tags, share = self._tag_pairs()
+            # per item (an item drawn twice in sampled mode has its mass counted twice)
+            spread = grad if full else np.bincount(cand, weights=grad, minlength=n)
+            by_tag = np.bincount(tags, weights=share * spread[items], minlength=len(self._U))
+            by_tag = by_tag.astype(np.float32)
+            g_h += by_tag @ self._U
+            self._adagrad(self._U, self._gU, np.outer(by_tag, h))
+        self._adagrad(self._W, self._gW, np.outer(grad, h), cand)
+        self._adagrad(self._b, self._gb, grad, cand)
+        g_pos = self._E[ctx] @ g_h
+        self._adagrad(self._E, self._gE, pos[:, None] * g_h[None, :], ctx)
+        self._gpos[: len(ctx)] += g_pos * g_pos
+        self._pos[: len(ctx)] -= 0.1 * self.lr * g_pos / np.sqrt(self._gpos[: len(ctx)])
+
+    def _sample(self, target: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The target and ``n_negatives`` items, half drawn from recent targets (popular items
+        are the hard negatives) and half uniformly; each with the log of its expected count
+        in the draw, subtracted from its logit (the sampled-softmax correction)."""
+        filled = min(self._recent_n, _RECENT)
+        k = self.n_negatives
+        from_recent = k // 2 if filled else 0
+        drawn = np.concatenate(
+            [
+                self._recent[self._rng.integers(0, filled, from_recent)] if filled else [],
+                self._rng.integers(0, n, k - from_recent),
+            ]
+        ).astype(np.int64)
+        cand = np.concatenate([[target], drawn[drawn != target]])
+        q = np.full(len(cand), (k - from_recent) / n)
+        if filled:
+            counts = np.bincount(self._recent[:filled], minlength=n)
+            q += from_recent * counts[cand] / filled
+        return cand, np.log(q).astype(np.float32)
+
+    def _adagrad(
+        self,
+        param: np.ndarray,
+        acc: np.ndarray,
+        grad: np.ndarray,
+        rows: np.ndarray | slice | None = None,
+    ) -> None:
+        if rows is None:
+            acc += grad * grad
+            param -= self.lr * grad / np.sqrt(acc)
+        elif isinstance(rows, slice) or len(rows) == len(np.unique(rows)):
+            acc[rows] += grad * grad
+            param[rows] -= self.lr * grad / np.sqrt(acc[rows])
+        else:  # a row drawn twice: accumulate per row
+            np.add.at(acc, rows, grad * grad)
+            np.subtract.at(param, rows, self.lr * grad / np.sqrt(acc[rows]))
+
+    # -- recommending -----------------------------------------------------------------------
+
+    def recommend(
+        self, user: UserState, k: int = 10, exclude: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Top ``k`` items by softmax probability relative to the best item (in (0, 1]);
+        ``because`` names the recent item that contributes most to each candidate."""
+        ctx, mine = self._context(user)
+        n = len(self._items)
+        if k <= 0 or len(ctx) == 0:
+            return []
+        parts = self._pos[: len(ctx), None] * self._E[ctx]
+        scores = self._scores(parts.sum(axis=0), n)
+        scores[~self._alive[:n]] = -np.inf
+        banned = [self._row[i] for i in exclude if i in self._row]
+        scores[banned] = -np.inf
+        m = min(k, int(np.isfinite(scores).sum()))
+        if m == 0:
+            return []
+        top = np.argpartition(-scores, m - 1)[:m] if m < n else np.arange(n)
+        top = top[np.lexsort((top, -scores[top]))]
+        probs = np.exp(scores[top] - scores[top[0]]).tolist()
+        lead = np.argmax(parts @ self._W[top].T, axis=0).tolist()
+        return [
+            Candidate(self._items[r], p, [self.name], [mine[j]])
+            for r, p, j in zip(top.tolist(), probs, lead, strict=True)
+            if p > 0
+        ]
