@@ -155,8 +155,12 @@ class NextItemSoftmax(Recommender):
             t = self._tag_row.get(tag)
             if t is None:
                 t = self._tag_row[tag] = len(self._tag_row)
-                self._U = np.vstack([self._U, np.zeros((1, self.n_factors), dtype=np.float32)])
-                self._gU = np.vstack([self._gU, np.full((1, self.n_factors), _EPS, np.float32)])
+                if t >= len(self._U):  # grown by doubling: catalogues may carry many tags
+                    more = max(16, len(self._U))
+                    self._U = np.vstack([self._U, np.zeros((more, self.n_factors), np.float32)])
+                    self._gU = np.vstack(
+                        [self._gU, np.full((more, self.n_factors), _EPS, np.float32)]
+                    )
             rows.append(t)
         if rows or row in self._item_tags:
             self._item_tags[row] = rows
@@ -192,7 +196,7 @@ class NextItemSoftmax(Recommender):
         """Scores of the first ``n`` items (or of ``rows`` among them) for context ``h``."""
         pick = slice(0, n) if rows is None else rows
         scores = self._W[pick] @ h + self._b[pick]
-        if len(self._U):
+        if self._tag_row:
             items, tags, share = self._tag_pairs()
             by_tag = self._U @ h
             scores += np.bincount(items, weights=share * by_tag[tags], minlength=n)[pick]
@@ -241,7 +245,7 @@ class NextItemSoftmax(Recommender):
         self._recent[self._recent_n % _RECENT] = target
         self._recent_n += 1
         g_h = grad @ self._W[cand]
-        if len(self._U):
+        if self._tag_row:
             items, tags, share = self._tag_pairs()
             # per item (an item drawn twice in sampled mode has its mass counted twice)
             spread = grad if full else np.bincount(cand, weights=grad, minlength=n)
