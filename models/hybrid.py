@@ -199,6 +199,25 @@ class HybridRecommender(Recommender):
         for model in self.sources.values():
             model.upsert_item(item_id, title=title, text=text, tags=tags)
 
+    def reconfigured(self, current: HybridRecommender) -> HybridRecommender:
+        """This engine's learned sources under ``current``'s configuration, for a checkpoint
+        restored by newer code or other settings: ``current``'s policy (thresholds and
+        weights are configuration, not learned state) and its line-up of sources (one the
+        checkpoint lacks starts as ``current``'s fresh model; one no longer used is dropped).
+
+        >>> from models.popularity import DecayedPopularity
+        >>> from models.session import TransitionModel
+        >>> old = HybridRecommender({"popularity": DecayedPopularity()})
+        >>> new = HybridRecommender({"popularity": DecayedPopularity(), "new": TransitionModel()})
+        >>> engine = old.reconfigured(new)
+        >>> engine.sources["popularity"] is old.sources["popularity"], sorted(engine.sources)
+        (True, ['new', 'popularity'])
+        """
+        self.sources = {n: self.sources.get(n, fresh) for n, fresh in current.sources.items()}
+        self.policy = current.policy
+        self.candidates_per_source = current.candidates_per_source
+        return self
+
     def phase(self, user: UserState) -> Phase:
         return self.policy.phase_for(user.interactions)
 

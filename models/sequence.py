@@ -5,12 +5,16 @@ the user's context vector is ``h = sum_p a_p E[x_p]`` over their last ``history`
 (``x_0`` the latest, position weights ``a_p`` starting at ``history_decay ** p`` and learned),
 and every item ``j`` scores ``W[j] . h + b[j]``, plus ``U[t] . h`` averaged over the item's
 catalogue tags ``t`` (so an item shares what is known of its genres from its first event on).
-Each event is one step of full-softmax cross-entropy (Adagrad) towards the item that came
-next, over the items the user has *not* taken yet: the items a recommendation may show. That
-mask is what makes the model rank well (MovieLens-100K, every 4th event scored: 0.1948
-HR@10 alone with it, 0.1813 without). Catalogues larger than ``full_softmax_items`` are learned
-with a sampled softmax (the target and ``n_negatives`` items, half of them drawn from recent
-targets, half uniformly, logits corrected by each item's sampling rate).
+Each event is one step of softmax cross-entropy (Adagrad) towards the item that came next,
+over items the user has *not* taken yet: the items a recommendation may show. That mask is
+what makes the model rank well (MovieLens-100K, every 4th event scored, full softmax: 0.1948
+HR@10 alone with it, 0.1813 without). By default the softmax is sampled: the target against
+``n_negatives`` items, ``recent_share`` of them drawn from recent targets (popular items, the
+hard negatives) and the rest uniformly, each logit corrected by the log of the item's
+expected count in the draw. It ranks better than normalising over the whole catalogue
+(0.2011 and 0.2023 with two seeds, against 0.1974, on those MovieLens events) and costs
+``n_negatives`` rows per step whatever the catalogue's size; ``full_softmax_items`` learns
+catalogues up to that size with the full softmax instead.
 
 Unlike the neighbourhood sources, it is trained for the ranking it is asked for (cross-entropy
 on the next item) and generalises through low-rank item factors; it adds to them in the
@@ -53,10 +57,11 @@ class NextItemSoftmax(Recommender):
         history: how many of the user's last items form the context.
         history_decay: initial weight ``history_decay ** p`` of the item ``p`` places back
             (the weights are then learned, at a tenth of ``lr``).
-        full_softmax_items: up to this many known items, each step normalises over all of
-            them; beyond, over the target and ``n_negatives`` drawn items (half from recent
-            targets, half uniformly; logits corrected for the sampling rate).
-        n_negatives: items drawn per step in sampled mode.
+        full_softmax_items: catalogues of up to this many items are learned with the full
+            softmax (0, the default: always sampled).
+        n_negatives: items drawn per step by the sampled softmax.
+        recent_share: the share of them drawn from the last 10,000 targets (the rest
+            uniformly from the catalogue).
         init_scale: standard deviation of new factors.
         seed: seed of the initialiser and the sampler.
     """
@@ -66,24 +71,28 @@ class NextItemSoftmax(Recommender):
     def __init__(
         self,
         n_factors: int = 128,
-        lr: float = 0.05,
+        lr: float = 0.08,
         history: int = 20,
         history_decay: float = 0.8,
-        full_softmax_items: int = 10_000,
-        n_negatives: int = 2_000,
-        init_scale: float = 0.1,
+        full_softmax_items: int = 0,
+        n_negatives: int = 500,
+        recent_share: float = 0.5,
+        init_scale: float = 0.05,
         seed: int = 0,
     ) -> None:
         if n_factors < 1 or not lr > 0 or history < 1 or not 0 < history_decay <= 1:
             raise ValueError("need n_factors >= 1, lr > 0, history >= 1, 0 < history_decay <= 1")
-        if full_softmax_items < 2 or n_negatives < 1 or not init_scale > 0:
-            raise ValueError("need full_softmax_items >= 2, n_negatives >= 1, init_scale > 0")
+        if full_softmax_items < 0 or n_negatives < 1 or not init_scale > 0:
+            raise ValueError("need full_softmax_items >= 0, n_negatives >= 1, init_scale > 0")
+        if not 0 <= recent_share < 1:
+            raise ValueError("need 0 <= recent_share < 1 (uniform draws keep every item drawable)")
         self.n_factors = n_factors
         self.lr = lr
         self.history = history
         self.history_decay = history_decay
         self.full_softmax_items = full_softmax_items
         self.n_negatives = n_negatives
+        self.recent_share = recent_share
         self.init_scale = init_scale
         self._rng = np.random.default_rng(seed)
         self._row: dict[str, int] = {}
@@ -108,6 +117,10 @@ class NextItemSoftmax(Recommender):
 
     def __len__(self) -> int:
         return len(self._row)
+
+    def __setstate__(self, state: dict) -> None:
+        # a model pickled (checkpointed) before ``recent_share`` existed drew half and half
+        self.__dict__.update({"recent_share": 0.5, **state})
 
     # -- items and tags ---------------------------------------------------------------------
 
@@ -253,20 +266,28 @@ class NextItemSoftmax(Recommender):
             by_tag = by_tag.astype(np.float32)
             g_h += by_tag @ self._U
             self._adagrad(self._U, self._gU, np.outer(by_tag, h))
-        self._adagrad(self._W, self._gW, np.outer(grad, h), cand)
-        self._adagrad(self._b, self._gb, grad, cand)
+        if full:
+            self._adagrad(self._W, self._gW, np.outer(grad, h), cand)
+            self._adagrad(self._b, self._gb, grad, cand)
+        else:  # an item drawn more than once takes the sum of its draws' gradients
+            rows, inv = np.unique(cand, return_inverse=True)
+            g = np.bincount(inv, weights=grad).astype(np.float32)
+            g2 = np.bincount(inv, weights=grad * grad).astype(np.float32)
+            self._adagrad(self._W, self._gW, np.outer(g, h), rows, np.outer(g2, h * h))
+            self._adagrad(self._b, self._gb, g, rows, g2)
         g_pos = self._E[ctx] @ g_h
         self._adagrad(self._E, self._gE, pos[:, None] * g_h[None, :], ctx)
         self._gpos[: len(ctx)] += g_pos * g_pos
         self._pos[: len(ctx)] -= 0.1 * self.lr * g_pos / np.sqrt(self._gpos[: len(ctx)])
 
     def _sample(self, target: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The target and ``n_negatives`` items, half drawn from recent targets (popular items
-        are the hard negatives) and half uniformly; each with the log of its expected count
-        in the draw, subtracted from its logit (the sampled-softmax correction)."""
+        """The target and ``n_negatives`` items, ``recent_share`` of them drawn from recent
+        targets (popular items are the hard negatives), the rest uniformly; each with the log
+        of its expected count in the draw, subtracted from its logit (the sampled-softmax
+        correction)."""
         filled = min(self._recent_n, _RECENT)
         k = self.n_negatives
-        from_recent = k // 2 if filled else 0
+        from_recent = int(k * self.recent_share) if filled else 0
         drawn = np.concatenate(
             [
                 self._recent[self._rng.integers(0, filled, from_recent)] if filled else [],
@@ -286,16 +307,16 @@ class NextItemSoftmax(Recommender):
         acc: np.ndarray,
         grad: np.ndarray,
         rows: np.ndarray | slice | None = None,
+        squared: np.ndarray | None = None,
     ) -> None:
+        """One Adagrad step; ``squared`` is the squared gradient when it is not ``grad ** 2``
+        (a row drawn several times adds each draw's square)."""
         if rows is None:
             acc += grad * grad
             param -= self.lr * grad / np.sqrt(acc)
-        elif isinstance(rows, slice) or len(rows) == len(np.unique(rows)):
-            acc[rows] += grad * grad
+        else:  # distinct rows
+            acc[rows] += grad * grad if squared is None else squared
             param[rows] -= self.lr * grad / np.sqrt(acc[rows])
-        else:  # a row drawn twice: accumulate per row
-            np.add.at(acc, rows, grad * grad)
-            np.subtract.at(param, rows, self.lr * grad / np.sqrt(acc[rows]))
 
     # -- recommending -----------------------------------------------------------------------
 

@@ -66,6 +66,8 @@ class Runtime:
         except Exception:
             log.exception("model checkpoint unreadable: models start cold")
             return
+        # learned state from the checkpoint; thresholds, weights and sources from this code
+        engine = engine.reconfigured(self.engine)
         self.engine = engine
         self.processor.engine = engine
         self.processor.model_offsets = {k: int(v) for k, v in meta.get("offsets", {}).items()}

@@ -157,3 +157,27 @@ def test_default_hybrid_serves_a_newcomer_what_other_newcomers_picked_first() ->
     assert hybrid.phase(UserState("new")).name == "cold"
     assert recs[0].item_id == "welcome" and recs[0].sources == ["cohort"]
     assert len(recs) == 3  # a short cohort list is filled from overall popularity
+
+
+def test_a_checkpoint_restored_by_newer_code_takes_its_policy_and_line_up() -> None:
+    # A checkpoint pickled under other thresholds, with a source this code no longer uses and
+    # without one it added: the learned sources survive, the configuration is the current one.
+    old = HybridRecommender(
+        {"popularity": DecayedPopularity(), "gone": Fixed("gone", {"x": 1.0})},
+        SwitchingPolicy.from_thresholds([2, 3, 4]),
+    )
+    for user_id in ("a", "b", "c"):
+        old.learn_one(UserState(user_id), "hit", ts=0.0)
+    restored = pickle.loads(pickle.dumps(old))
+    current = HybridRecommender(
+        {"popularity": DecayedPopularity(), "added": Fixed("added", {"y": 1.0})},
+        SwitchingPolicy.from_thresholds([1, 5, 20]),
+    )
+    engine = restored.reconfigured(current)
+    assert sorted(engine.sources) == ["added", "popularity"]
+    assert engine.sources["added"] is current.sources["added"]
+    assert engine.policy is current.policy
+    assert engine.phase(UserState("u", interactions=1)).name == "warm"
+    assert [c.item_id for c in engine.sources["popularity"].recommend(UserState("u"), k=1)] == [
+        "hit"
+    ]

@@ -37,8 +37,9 @@ def history(*items: str) -> UserState:
 @pytest.mark.parametrize("sampled", [False, True])
 def test_recommends_the_successor_not_the_predecessor(sampled: bool) -> None:
     # After i3, i4 the users took i5; i2 co-occurs with i3 and i4 just as often, so only the
-    # order tells them apart. The second case learns with a sampled softmax.
-    kwargs = {"full_softmax_items": 3, "n_negatives": 4} if sampled else {}
+    # order tells them apart. The first case learns with the full softmax, the second with
+    # the (default) sampled one.
+    kwargs = {"n_negatives": 4} if sampled else {"full_softmax_items": 100}
     model = NextItemSoftmax(n_factors=8, seed=1, **kwargs)
     train_walks(model)
     for seen, successor in [(("i3", "i4"), "i5"), (("i8", "i9"), "i0"), (("i1", "i2", "i3"), "i4")]:
@@ -64,7 +65,7 @@ def test_excludes_seen_and_deleted_items() -> None:
 def test_a_new_item_inherits_what_its_tags_learned(sampled: bool) -> None:
     # After "start", users take one of several comedies; a comedy the stream has never seen
     # must rank above an unseen drama, through the comedy tag's factors alone.
-    kwargs = {"full_softmax_items": 3, "n_negatives": 4} if sampled else {}
+    kwargs = {"n_negatives": 4} if sampled else {"full_softmax_items": 100}
     model = NextItemSoftmax(n_factors=8, seed=2, **kwargs)
     for item in ("c1", "c2", "c3", "c4", "new-comedy"):
         model.upsert_item(item, tags=["comedy"])
@@ -112,11 +113,42 @@ def test_survives_pickling_with_the_same_lists() -> None:
         {"lr": 0.0},
         {"history": 0},
         {"history_decay": 1.5},
-        {"full_softmax_items": 1},
+        {"full_softmax_items": -1},
         {"n_negatives": 0},
+        {"recent_share": 1.0},
         {"init_scale": -1.0},
     ],
 )
 def test_rejects_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         NextItemSoftmax(**kwargs)  # type: ignore[arg-type]
+
+
+def test_sampled_negatives_favour_recent_targets_and_carry_their_rate() -> None:
+    # Half the negatives come from recent targets: an item that was the target of most recent
+    # steps is drawn far more often than a uniform draw would, and its logit correction
+    # (log of its expected count) is larger than a rarely taken item's.
+    model = NextItemSoftmax(n_factors=4, seed=3, n_negatives=200, recent_share=0.5)
+    for item in ["start"] + [f"filler{n}" for n in range(100)]:
+        model.upsert_item(item)
+    for n in range(50):
+        user = history("start")
+        model.learn_one(user, "hot" if n % 5 else f"cold{n}", ts=0.0)
+    hot, cold = model._row["hot"], model._row["cold0"]
+    cand, log_q = model._sample(cold, len(model))
+    assert cand[0] == cold  # the target leads the candidates
+    drawn = cand[1:].tolist()
+    assert drawn.count(hot) / len(drawn) > 0.35 > 10 / len(model)
+    assert log_q[drawn.index(hot) + 1] > log_q[0] + 1.0
+
+
+def test_a_model_checkpointed_before_recent_share_existed_still_learns() -> None:
+    model = NextItemSoftmax(n_factors=4, seed=0, n_negatives=4)
+    train_walks(model, users=5)
+    state = pickle.loads(pickle.dumps(model)).__dict__
+    del state["recent_share"]  # what an older checkpoint holds
+    old = NextItemSoftmax.__new__(NextItemSoftmax)
+    old.__setstate__(state)
+    user = history("i3", "i4")
+    old.learn_one(user, "i5", ts=0.0)  # sampled mode reads recent_share
+    assert old.recent_share == 0.5 and old.recommend(user, k=3)
