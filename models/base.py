@@ -121,9 +121,14 @@ class UserState:
         session_id: str | None = None,
         idle_gap: float = 1800.0,
     ) -> None:
-        """Record one interaction: count it, move the item to the end of the history, extend
-        the session (starting a new one after ``idle_gap`` seconds idle or a new session id)."""
+        """Record one interaction, starting a new session after ``idle_gap`` seconds idle or
+        on a new session id (models learn through :func:`models.events.apply_event`)."""
         self.start_session_if_new(session_id, ts, idle_gap)
+        self.record(item_id, ts)
+
+    def record(self, item_id: str, ts: float) -> None:
+        """Count one interaction in the current session: move the item to the end of the
+        history and append it to the session (the caller has settled the session)."""
         self.interactions += 1
         if item_id in self.recent:
             self.recent.remove(item_id)

@@ -147,29 +147,6 @@ class HybridRecommender(Recommender):
         self.candidates_per_source = candidates_per_source
         self.deleted: set[str] = set()
 
-    def observe(
-        self,
-        user: UserState,
-        item_id: str,
-        *,
-        ts: float,
-        weight: float = 1.0,
-        value: float | None = None,
-        session_id: str | None = None,
-        idle_gap: float = 1800.0,
-        learn: bool = True,
-    ) -> bool:
-        """One event, score-then-learn: was ``item_id`` in the list last served to ``user``?
-        Then every source learns it (unless ``learn`` is false: already in the models) and the
-        user's state takes it. Returns the hit."""
-        hit = item_id in user.last_served
-        user.hits += hit
-        user.start_session_if_new(session_id, ts, idle_gap)
-        if learn:
-            self.learn_one(user, item_id, ts=ts, weight=weight, value=value)
-        user.observe(item_id, ts, session_id, idle_gap)
-        return hit
-
     def learn_one(
         self,
         user: UserState,

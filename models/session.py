@@ -5,18 +5,18 @@ optionally "skip" transitions from the item two back) and scores what usually fo
 few items of the session. :class:`SessionKNN` keeps the most recent sessions as item sets and
 recommends the items of the past sessions most similar to the current one (V-SKNN style).
 
-Both read the session from the :class:`~models.base.UserState` they are given. ``learn_one`` sees
-the state *before* the event, so the previous item is ``user.session_items[-1]``; an event that
-opens a new session is still learned against the old one (the model cannot tell), which costs one
-spurious transition per session and which :class:`SessionKNN` repairs on the user's next event.
+Both read the session from the :class:`~models.base.UserState` they are given. Through
+:func:`models.events.apply_event` a model learns an event after the session boundary is settled
+and before the user's state takes the event: the previous item is ``user.session_items[-1]``,
+and the first event of a session has none.
 
 >>> from models.base import UserState
+>>> from models.events import Event, apply_event
 >>> model = TransitionModel()
 >>> for uid in ["u1", "u2", "u3"]:
 ...     user = UserState(uid)
 ...     for item in ["home", "shoes", "socks"]:
-...         model.learn_one(user, item, ts=0.0)
-...         user.observe(item, ts=0.0)
+...         _ = apply_event(model, user, Event(uid, item, ts=0.0))
 >>> me = UserState("me")
 >>> me.observe("shoes", ts=0.0)
 >>> [(c.item_id, c.because) for c in model.recommend(me, k=1)]
@@ -232,7 +232,6 @@ class SessionKNN(Recommender):
         self._sid: dict[tuple[str, str], int] = {}
         self._ring: deque[int] = deque()
         self._postings: dict[str, dict[int, None]] = {}  # item -> sids, oldest first
-        self._last: dict[str, tuple[int, str | None]] = {}  # user -> (sid, item added last)
         self._next_sid = 0
 
     def __len__(self) -> int:
@@ -263,8 +262,6 @@ class SessionKNN(Recommender):
         key = self._keys.pop(sid, None)
         if key is not None:
             self._sid.pop(key, None)
-            if self._last.get(key[0], (None,))[0] == sid:
-                del self._last[key[0]]
 
     def learn_one(
         self,
@@ -278,12 +275,6 @@ class SessionKNN(Recommender):
         if not (math.isfinite(weight) and weight > 0):
             return
         key = (user.user_id, user.session_id or "")
-        last = self._last.get(user.user_id)
-        if last is not None and self._keys.get(last[0]) != key and last[1] is not None:
-            # the previous event opened a new session: take it back from the old one
-            self._remove(last[0], last[1])
-            if not self._sessions.get(last[0]):
-                self._drop_session(last[0])
         sid = self._sid.get(key)
         if sid is None:
             sid, self._next_sid = self._next_sid, self._next_sid + 1
@@ -291,7 +282,7 @@ class SessionKNN(Recommender):
             self._ring.append(sid)
         for item in user.session_items[-self.max_session_len :]:
             self._add(sid, item)  # a no-op unless the model missed events (e.g. a restart)
-        self._last[user.user_id] = (sid, item_id if self._add(sid, item_id) else None)
+        self._add(sid, item_id)
         while len(self._ring) > self.max_sessions:
             self._drop_session(self._ring.popleft())
 

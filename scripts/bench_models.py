@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from models.base import UserState
+from models.events import Event, apply_event
 from models.factory import SOURCES, make_sources
 
 
@@ -36,9 +37,7 @@ def bench(name: str, n_items: int, events: list[tuple[str, str, float]]) -> tupl
     t0 = time.perf_counter()
     for u, item, ts in events:
         state = users.get(u) or users.setdefault(u, UserState(u))
-        state.start_session_if_new(None, ts, 1800.0)
-        model.learn_one(state, item, ts=ts, weight=1.0, value=float(1 + len(item) % 5))
-        state.observe(item, ts)
+        apply_event(model, state, Event(u, item, ts, "rating", float(1 + len(item) % 5)))
     learn_us = (time.perf_counter() - t0) / len(events) * 1e6
     sample = list(users.values())[:500]
     t0 = time.perf_counter()

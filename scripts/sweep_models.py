@@ -17,10 +17,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from models.base import Recommender, UserState, interaction_weight
+from models.base import Recommender, UserState
 from models.cf import ItemCooccurrence
 from models.content import ContentModel
 from models.ease import ItemEASE
+from models.events import apply_event
 from models.hybrid import SwitchingPolicy
 from models.mf import ImplicitMF
 from models.popularity import CohortPopularity, DecayedPopularity
@@ -73,17 +74,12 @@ def run(spec: str, path: str, fmt: str, k: int, stride: int) -> dict[str, Any]:
     for n, raw in enumerate(ds.events):
         ev = Interaction.model_validate(raw)
         user = users.get(ev.user_id) or users.setdefault(ev.user_id, UserState(ev.user_id))
-        ts = ev.timestamp if ev.timestamp is not None else float(n)
         if n % stride == 0:
             phase = policy.phase_for(user.interactions).name
             recs = model.recommend(user, k=k, exclude=user.seen)
             hits[phase] += any(c.item_id == ev.item_id for c in recs)
             scored[phase] += 1
-        user.start_session_if_new(ev.session_id, ts)
-        value = ev.value if ev.type == "rating" else None
-        weight = interaction_weight(ev.type, ev.value)
-        model.learn_one(user, ev.item_id, ts=ts, weight=weight, value=value)
-        user.observe(ev.item_id, ts, ev.session_id)
+        apply_event(model, user, ev.to_event(float(n)))
     total = sum(scored.values())
     return {
         "variant": spec,

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.base import UserState, interaction_weight
+from models.base import UserState
+from models.events import apply_event
 from models.factory import SOURCES as ALL_SOURCES
 from models.factory import make_sources
-from models.hybrid import DEFAULT_PHASES, SwitchingPolicy
+from models.hybrid import DEFAULT_PHASES, HybridRecommender, SwitchingPolicy
 from streams.datasets import read_dataset
 from streams.schemas import Interaction, ItemEvent
 
@@ -34,6 +35,7 @@ def collect(path: str, fmt: str, k: int, stride: int, limit: int | None, n_cand:
     ds = read_dataset(path, fmt)
     events = ds.events[:limit] if limit else ds.events
     sources = make_sources(list(SOURCES))
+    everything = HybridRecommender(sources)  # learns every source; ranking is done here
     for it in ds.items:
         item = ItemEvent.model_validate(it)
         for model in sources.values():
@@ -51,14 +53,7 @@ def collect(path: str, fmt: str, k: int, stride: int, limit: int | None, n_cand:
                 for name, m in sources.items()
             }
             samples.append((policy.phase_for(user.interactions).name, ev.item_id, lists))
-        ts = ev.timestamp if ev.timestamp is not None else float(n)
-        user.start_session_if_new(ev.session_id, ts)
-        value = ev.value if ev.type == "rating" else None
-        for model in sources.values():
-            model.learn_one(
-                user, ev.item_id, ts=ts, weight=interaction_weight(ev.type, ev.value), value=value
-            )
-        user.observe(ev.item_id, ts, ev.session_id)
+        apply_event(everything, user, ev.to_event(float(n)))
     return samples
 
 

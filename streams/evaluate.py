@@ -2,7 +2,7 @@
 
 In process, no broker: events in timestamp order (ties keep file order); for each event and
 each model row, first the user's top-k (seen items excluded) is scored against the event's
-item, then the row learns the event exactly as the worker does (``HybridRecommender.observe``).
+item, then the row learns the event exactly as the worker does (:func:`models.events.apply_event`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from models.base import UserState, interaction_weight
+from models.base import UserState
 from models.evaluation import Scoreboard
+from models.events import apply_event
 from models.factory import ROWS, build_row
 from models.hybrid import HybridRecommender, SwitchingPolicy
 from streams.datasets import DataSet
@@ -71,9 +72,8 @@ def evaluate(
         except ValueError:
             skipped += 1
             continue
-        ts = ev.timestamp if ev.timestamp is not None else float(n)
-        weight = interaction_weight(ev.type, ev.value)
-        rating = ev.value if ev.type == "rating" else None
+        event = ev.to_event(float(n))
+        rating = event.rating
         seen_items.add(ev.item_id)
         for row in rows:
             t0 = time.perf_counter()
@@ -86,15 +86,7 @@ def evaluate(
             predictor = row.engine.sources.get("rating")
             if rating is not None and predictor is not None:
                 row.board.add_rating(predictor.predict_rating(ev.user_id, ev.item_id), rating)
-            row.engine.observe(
-                user,
-                ev.item_id,
-                ts=ts,
-                weight=weight,
-                value=rating,
-                session_id=ev.session_id,
-                idle_gap=session_gap,
-            )
+            apply_event(row.engine, user, event, idle_gap=session_gap)
             row.seconds += time.perf_counter() - t0
         n += 1
     elapsed = time.perf_counter() - started

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from models.base import Candidate, UserState, interaction_weight
+from models.base import Candidate, UserState
+from models.events import apply_event, learn_event
 from models.hybrid import HybridRecommender
 from state.store import RedisState
 from streams.schemas import DeadLetter, Interaction, RecItem, Recommendation
@@ -146,9 +147,7 @@ class BatchProcessor:
                     self.engine.phase(user).name if view.users[ev.user_id] else None
                 )
             learned = rec.offset <= self.model_offsets.get(tp, -1)
-            ts = ev.timestamp if ev.timestamp is not None else (rec.timestamp or now)
-            weight = interaction_weight(ev.type, ev.value)
-            value = ev.value if ev.type == "rating" else None
+            event = ev.to_event(rec.timestamp or now)
             below = rec.offset <= view.applied.get(tp, -1)
             if below and eid not in view.duplicates:
                 # Below the applied offset yet never applied (a record's event id is written
@@ -160,7 +159,7 @@ class BatchProcessor:
                 # Applied to Redis before a crash; the models (restored from an older
                 # checkpoint) may still lack it. Their context is the user's current state.
                 if not learned and eid not in relearned:
-                    self.engine.learn_one(user, ev.item_id, ts=ts, weight=weight, value=value)
+                    learn_event(self.engine, user, event)
                 relearned.add(eid)
                 stats["replayed"] += 1
                 newest[ev.user_id] = (eid, rec.timestamp)
@@ -171,15 +170,8 @@ class BatchProcessor:
             seen_ids.add(eid)
             phase_now = self.engine.phase(user).name
             try:
-                hit = self.engine.observe(
-                    user,
-                    ev.item_id,
-                    ts=ts,
-                    weight=weight,
-                    value=value,
-                    session_id=ev.session_id,
-                    idle_gap=self.settings.session_gap,
-                    learn=not learned,
+                hit = apply_event(
+                    self.engine, user, event, idle_gap=self.settings.session_gap, learn=not learned
                 )
             except Exception as exc:  # one bad event must not stop the stream
                 log.exception("event at %s:%s failed", tp, rec.offset)

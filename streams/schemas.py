@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from models.events import Event
+
 __all__ = [
     "DeadLetter",
     "EventType",
@@ -80,6 +82,12 @@ class Interaction(BaseModel):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+    def to_event(self, default_ts: float) -> Event:
+        """The models' view of this interaction; ``default_ts`` (arrival time) when it has
+        no timestamp of its own."""
+        ts = self.timestamp if self.timestamp is not None else default_ts
+        return Event(self.user_id, self.item_id, ts, self.type, self.value, self.session_id)
 
 
 class ItemEvent(BaseModel):

@@ -7,9 +7,15 @@ import pickle
 import pytest
 
 from models.base import Candidate, Recommender, UserState
+from models.events import Event, apply_event
 from models.factory import default_hybrid
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
 from models.popularity import DecayedPopularity
+
+
+def feed(hybrid: HybridRecommender, user: UserState, item: str, ts: float) -> bool:
+    """One event through the worker's path (:func:`models.events.apply_event`)."""
+    return apply_event(hybrid, user, Event(user.user_id, item, ts))
 
 
 class Fixed(Recommender):
@@ -95,8 +101,8 @@ def test_popularity_fills_a_short_list_and_seen_items_are_excluded():
 def test_a_deleted_item_is_never_recommended_until_it_is_listed_again():
     hybrid = default_hybrid()
     for n in range(5):
-        hybrid.observe(UserState(f"o{n}"), "gone", ts=float(n))
-        hybrid.observe(UserState(f"p{n}"), "stays", ts=float(n))
+        feed(hybrid, UserState(f"o{n}"), "gone", float(n))
+        feed(hybrid, UserState(f"p{n}"), "stays", float(n))
     assert "gone" in [c.item_id for c in hybrid.recommend(UserState("u"), k=5)]
     hybrid.forget_item("gone")
     clone = pickle.loads(pickle.dumps(hybrid))
@@ -107,17 +113,17 @@ def test_a_deleted_item_is_never_recommended_until_it_is_listed_again():
                 user.observe(f"other{i}", ts=float(i))
             assert "gone" not in [c.item_id for c in engine.recommend(user, k=10)]
     hybrid.upsert_item("gone", title="back")  # re-listed: it starts afresh
-    hybrid.observe(UserState("w"), "gone", ts=9.0)
-    hybrid.observe(UserState("w2"), "gone", ts=9.0)
+    feed(hybrid, UserState("w"), "gone", 9.0)
+    feed(hybrid, UserState("w2"), "gone", 9.0)
     assert "gone" in [c.item_id for c in hybrid.recommend(UserState("u"), k=5)]
 
 
-def test_observe_is_score_then_learn_and_counts_hits_against_the_last_served_list():
+def test_an_event_is_scored_then_learned_and_counts_hits_against_the_last_served_list():
     hybrid = default_hybrid()
     user = UserState("u")
     user.last_served = ["a", "b"]
-    assert hybrid.observe(user, "b", ts=1.0) is True
-    assert hybrid.observe(user, "c", ts=2.0) is False
+    assert feed(hybrid, user, "b", 1.0) is True
+    assert feed(hybrid, user, "c", 2.0) is False
     assert user.hits == 1 and user.interactions == 2 and user.recent == ["b", "c"]
 
 
@@ -134,11 +140,11 @@ def test_default_hybrid_serves_an_established_user_from_its_item_models() -> Non
     users = {u: UserState(u) for u in ("a", "b", "c")}
     for ts in range(40):  # three users walk the same catalogue in the same order
         for uid, user in users.items():
-            hybrid.observe(user, f"i{(ts + ord(uid)) % 40}", ts=float(ts))
+            feed(hybrid, user, f"i{(ts + ord(uid)) % 40}", float(ts))
     hybrid.sources["ease"].refit()
     me = UserState("me")
     for ts in range(25):
-        hybrid.observe(me, f"i{ts}", ts=100.0 + ts)
+        feed(hybrid, me, f"i{ts}", 100.0 + ts)
     recs = hybrid.recommend(me, k=5, exclude=me.seen)
     assert hybrid.phase(me).name == "established"
     assert recs and recs[0].item_id == "i25"
@@ -149,9 +155,9 @@ def test_default_hybrid_serves_a_newcomer_what_other_newcomers_picked_first() ->
     hybrid = default_hybrid(thresholds=(1, 5, 20))
     for n in range(4):  # every user starts on the welcome item, then regulars pile on "hit"
         user = UserState(f"u{n}")
-        hybrid.observe(user, "welcome", ts=float(n))
+        feed(hybrid, user, "welcome", float(n))
         for ts in range(6):
-            hybrid.observe(user, "hit" if ts % 2 else f"x{n}-{ts}", ts=10.0 + n + ts)
+            feed(hybrid, user, "hit" if ts % 2 else f"x{n}-{ts}", 10.0 + n + ts)
     assert hybrid.sources["popularity"].recommend(UserState("q"), k=1)[0].item_id == "hit"
     recs = hybrid.recommend(UserState("new"), k=3)
     assert hybrid.phase(UserState("new")).name == "cold"

@@ -8,21 +8,27 @@ import random
 import pytest
 
 from models.base import UserState
+from models.events import Event, apply_event
 from models.session import SessionKNN, TransitionModel
 
 MODELS = [TransitionModel, SessionKNN]
 
 
 def replay(model, sessions, *, ts0: float = 0.0, weight: float = 1.0) -> dict[str, UserState]:
-    """Feed ``(user_id, session_id, items)`` triples: learn before observe, as the engine does."""
+    """Feed ``(user_id, session_id, items)`` triples through the worker's one event path
+    (``weight`` other than 1 feeds that raw weight to ``learn_one`` in the same order)."""
     users: dict[str, UserState] = {}
     ts = ts0
     for user_id, session_id, items in sessions:
         user = users.setdefault(user_id, UserState(user_id))
         for item in items:
             ts += 1.0
+            if weight == 1.0:
+                apply_event(model, user, Event(user_id, item, ts, session_id=session_id))
+                continue
+            user.start_session_if_new(session_id, ts)
             model.learn_one(user, item, ts=ts, weight=weight)
-            user.observe(item, ts=ts, session_id=session_id)
+            user.record(item, ts)
     return users
 
 
@@ -105,14 +111,7 @@ def test_sknn_memory_is_bounded() -> None:
     assert all(len(items) <= 4 for items in model._sessions.values())
     postings = sum(len(p) for p in model._postings.values())
     assert postings == sum(len(items) for items in model._sessions.values())
-    assert len(model._last) <= 50
-
-
-def test_sknn_moves_an_item_that_opened_a_new_session() -> None:
-    model = SessionKNN()
-    replay(model, [("u", "s1", ["a", "b"]), ("u", "s2", ["c", "d"])])
-    stored = sorted(sorted(items) for items in model._sessions.values())
-    assert stored == [["a", "b"], ["c", "d"]]
+    assert len(model._sid) == len(model._keys) <= 50
 
 
 @pytest.mark.parametrize("cls", MODELS)
@@ -159,3 +158,15 @@ def test_forget_item(cls) -> None:
     replay(model, [(f"p{n}", "s", ["A", "B", "C"]) for n in range(5)])
     model.forget_item("B")
     assert "B" not in {c.item_id for c in model.recommend(session_user("A"), k=5)}
+
+
+def test_session_knn_keeps_every_item_of_finished_sessions_in_the_worker_order() -> None:
+    """Regression: the session-end repair, written for learn-before-session-start, dropped the
+    last item of every finished session on the worker's path (ab|cd|ef stored as a|c|ef)."""
+    knn = SessionKNN()
+    replay(knn, [("u", "s1", ["a", "b"]), ("u", "s2", ["c", "d"]), ("u", "s3", ["e", "f"])])
+    stored = sorted("".join(items) for items in knn._sessions.values())
+    assert stored == ["ab", "cd", "ef"]
+    for first, second in ("ab", "cd"):
+        recs = knn.recommend(session_user(first), k=5, exclude={first})
+        assert [c.item_id for c in recs] == [second]
