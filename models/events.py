@@ -1,7 +1,8 @@
 """The one path an interaction takes into a user's state and the models.
 
-The worker, ``recstream evaluate`` and every script call :func:`apply_event`, so the order
-of the steps cannot drift between them:
+The worker, ``recstream evaluate`` and every script call :func:`apply_event` for an
+interaction (and :func:`apply_item` for a catalogue change), so the order of the steps cannot
+drift between them:
 
 1. score: was the item in the list last served to the user (the online hit)?
 2. session boundary: a new session id, or an idle gap, starts an empty session *before* the
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 from models.base import Recommender, UserState, interaction_weight
 
-__all__ = ["Event", "apply_event", "learn_event"]
+__all__ = ["Event", "ItemChange", "apply_event", "apply_item", "learn_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +79,31 @@ def apply_event(
         learn_event(model, user, event)
     user.record(event.item_id, event.ts)
     return hit
+
+
+@dataclass(frozen=True, slots=True)
+class ItemChange:
+    """A catalogue change as the models see it: an upsert of metadata, or a delete."""
+
+    item_id: str
+    deleted: bool = False
+    title: str = ""
+    text: str = ""
+    tags: tuple[str, ...] = ()
+
+
+def apply_item(model: Recommender, change: ItemChange) -> None:
+    """The one path of a catalogue change into a model (a source or the hybrid).
+
+    >>> from models.popularity import DecayedPopularity
+    >>> from models.base import UserState
+    >>> pop = DecayedPopularity()
+    >>> _ = apply_event(pop, UserState("u"), Event("u", "x", ts=0.0))
+    >>> apply_item(pop, ItemChange("x", deleted=True))
+    >>> pop.recommend(UserState("v"), k=3)
+    []
+    """
+    if change.deleted:
+        model.forget_item(change.item_id)
+    else:
+        model.upsert_item(change.item_id, title=change.title, text=change.text, tags=change.tags)

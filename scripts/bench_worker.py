@@ -24,12 +24,12 @@ from pathlib import Path
 
 import redis
 
-from streams.demo import DemoShop
-from streams.embedded import free_port, start_redis, start_tansu
-from streams.kafka_io import consume, ensure_topics, wait_for_broker
-from streams.replay import publish_events, publish_items
 from streams.settings import Settings
-from streams.up import redis_answers, start_worker, stop_process, wait_healthy
+from streams.tools.demo import DemoShop
+from streams.tools.embedded import free_port, start_redis, start_tansu
+from streams.tools.kafka_io import consume, ensure_topics, wait_for_broker
+from streams.tools.processes import redis_answers, start_worker, stop_process, wait_healthy
+from streams.tools.replay import publish_events, publish_items
 
 NOOP_APP = textwrap.dedent(
     """

@@ -11,7 +11,8 @@ need the batch's keys on one Redis (not Redis Cluster slots).
 Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state; the ``{uid}`` hash tag keeps a
 user's keys in one Redis Cluster slot), ``P:event:ID`` (dedup marker), ``P:offsets`` (hash
 ``topic:partition`` -> last applied offset), ``P:models`` and ``P:models:meta`` (model
-checkpoint and the offsets it reflects), ``P:stats`` (counters).
+checkpoint and the offsets it reflects), ``P:stats`` (the :class:`~state.stats.BatchStats`
+counters of every batch, summed).
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["AppliedOffsetsReader", "BatchView", "RedisState", "offsets_key"]
+from models.base import UserState
+from state.stats import BatchStats
+
+__all__ = ["AppliedOffsetsReader", "BatchView", "RedisState", "offsets_key", "user_state"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,6 +43,13 @@ T = TypeVar("T")
 _SET_MARKERS = (
     "for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end return #KEYS"
 )
+
+
+def user_state(user_id: str, data: Mapping[str, Any] | None, max_history: int) -> UserState:
+    """A user's state as stored (``data`` from Redis), or a new user's."""
+    if data:
+        return UserState.from_dict(dict(data), max_history=max_history)
+    return UserState(user_id, max_history=max_history)
 
 
 def offsets_key(prefix: str) -> str:
@@ -149,7 +160,7 @@ class RedisState:
         event_ids: Iterable[str],
         offsets: Mapping[str, int],
         ttl: int,
-        stats: Mapping[str, int] | None = None,
+        stats: BatchStats | None = None,
     ) -> None:
         payload = {
             self.user_key(uid): json.dumps(s, separators=(",", ":")) for uid, s in users.items()
@@ -166,34 +177,21 @@ class RedisState:
                 pipe.eval(_SET_MARKERS, len(events), *(self.event_key(e) for e in events), ttl)
             if offsets:
                 pipe.hset(self.offsets_key, mapping=dict(offsets))
-            for name, n in (stats or {}).items():
-                if n:
-                    pipe.hincrby(self.stats_key, name, n)
-            await pipe.execute()
-
-        await self._retry("commit_batch", call)
-
-    async def incr_stats(self, stats: Mapping[str, int]) -> None:
-        async def call() -> None:
-            pipe = self.client.pipeline(transaction=False)
-            for name, n in stats.items():
+            for name, n in (stats.counters() if stats else {}).items():
                 pipe.hincrby(self.stats_key, name, n)
             await pipe.execute()
 
-        await self._retry("incr_stats", call)
+        await self._retry("commit_batch", call)
 
     # -- reads for the HTTP views -------------------------------------------------------
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
         raw = await self._retry("get_user", lambda: self.client.get(self.user_key(user_id)))
         return json.loads(raw) if raw else None
 
-    async def get_stats(self) -> dict[str, int]:
+    async def get_stats(self) -> BatchStats:
+        """Every worker's batches summed (``users_moved``: users per phase)."""
         raw = await self._retry("get_stats", lambda: self.client.hgetall(self.stats_key))
-        return {k.decode(): int(v) for k, v in raw.items()}
-
-    async def applied_offsets(self) -> dict[str, int]:
-        raw = await self._retry("applied", lambda: self.client.hgetall(self.offsets_key))
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return BatchStats.from_counters({k.decode(): int(v) for k, v in raw.items()})
 
     # -- model checkpoints --------------------------------------------------------------
     async def save_models(self, blob: bytes, meta: Mapping[str, Any]) -> None:

@@ -1,1 +1,3 @@
-"""Kafka/Faust side: app, topics, agents, web views, CLI, embedded runtime."""
+"""Kafka/Faust side: ``worker/`` (consume, apply, publish), ``serving/`` (HTTP, dashboard,
+metrics), ``tools/`` (CLI, embedded runtime, replay, demo). ``schemas`` and ``settings`` are
+shared by all three."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import math
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.events import Event
+from models.base import Candidate, UserState
+from models.events import Event, ItemChange
 
 __all__ = [
     "DeadLetter",
@@ -113,6 +115,12 @@ class ItemEvent(BaseModel):
     def all_tags(self) -> list[str]:
         return [*self.tags, *(g for g in self.genres if g not in self.tags)]
 
+    def to_change(self) -> ItemChange:
+        """The models' view of this catalogue change."""
+        return ItemChange(
+            self.item_id, self.op == "delete", self.title, self.text, tuple(self.all_tags)
+        )
+
 
 class RecItem(BaseModel):
     item_id: str
@@ -131,7 +139,30 @@ class Recommendation(BaseModel):
     event_id: str | None = None
     generated_at: float = Field(default_factory=time.time)
     latency_ms: float | None = None
-    models: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        user: UserState,
+        items: Sequence[Candidate],
+        strategy: str,
+        event_id: str | None = None,
+        latency_ms: float | None = None,
+    ) -> Recommendation:
+        """The list ``items`` served to ``user`` by the phase ``strategy``."""
+        return cls(
+            user_id=user.user_id,
+            items=[
+                RecItem(
+                    item_id=c.item_id, score=round(c.score, 6), sources=c.sources, because=c.because
+                )
+                for c in items
+            ],
+            strategy=strategy,
+            interactions=user.interactions,
+            event_id=event_id,
+            latency_ms=latency_ms,
+        )
 
 
 class DeadLetter(BaseModel):

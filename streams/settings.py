@@ -15,9 +15,12 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["TOPICS", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "RECSTREAM_"
+
+#: Base names of the topics recstream uses (each behind ``Settings.topic_prefix``).
+TOPICS = ("interactions", "items", "recommendations", "interactions.dlq")
 _NAME = re.compile(r"^[A-Za-z0-9._-]*$")
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import redis
 
-from streams.embedded import Service, free_port, start_redis, start_tansu
-from streams.kafka_io import make_producer, wait_for_broker
 from streams.settings import Settings
-from streams.up import http_json as http
+from streams.tools.embedded import Service, free_port, start_redis, start_tansu
+from streams.tools.kafka_io import make_producer, wait_for_broker
+from streams.tools.processes import http_json as http
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -96,7 +96,7 @@ class Worker:
         self.runs += 1
         self.log = self.log_dir / f"worker-{self.runs}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "streams.tools.cli", "worker"],
             env=settings_env(self.settings),
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,

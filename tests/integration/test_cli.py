@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import settings_env, wait_for
 
-from streams.embedded import free_port
+from streams.tools.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def test_replay_publishes_a_csv_that_the_worker_serves(settings, worker, tmp_pat
     rows = ["user_id,item_id,timestamp"] + [f"r{n % 3},item{n},{1000 + n}" for n in range(12)]
     data.write_text("\n".join(rows) + "\n")
     env = settings_env(settings)
-    cmd = [sys.executable, "-m", "streams.cli", "replay", str(data), "--format", "csv"]
+    cmd = [sys.executable, "-m", "streams.tools.cli", "replay", str(data), "--format", "csv"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "published 12 events" in done.stdout
@@ -38,7 +38,7 @@ def test_replay_of_a_missing_file_is_a_clear_error(settings, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "streams.cli",
+        "streams.tools.cli",
         "replay",
         str(tmp_path / "x.csv"),
         "--format",
@@ -58,7 +58,17 @@ def test_up_demo_streams_recommendations_and_stops_everything_on_sigterm(redis_u
         PYTHONUNBUFFERED="1",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "up", "--demo", "--events", "1500", "--rate", "0"],
+        [
+            sys.executable,
+            "-m",
+            "streams.tools.cli",
+            "up",
+            "--demo",
+            "--events",
+            "1500",
+            "--rate",
+            "0",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -113,7 +113,7 @@ def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish)
 def test_tail_prints_recommendations_for_one_user(settings, worker, publish):
     worker.start()
     publish_shop(publish)  # one batch may hold a user's events: one message per user per batch
-    tail = [sys.executable, "-m", "streams.cli", "tail", "--from-beginning"]
+    tail = [sys.executable, "-m", "streams.tools.cli", "tail", "--from-beginning"]
     env = settings_env(settings)
     out = subprocess.run(
         [*tail, "--user", "a0", "--count", "1"], env=env, capture_output=True, timeout=90

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from streams import embedded
-from streams.kafka_io import list_topics, wait_for_broker
+from streams.tools import embedded
+from streams.tools.kafka_io import list_topics, wait_for_broker
 
 pytestmark = pytest.mark.integration
 

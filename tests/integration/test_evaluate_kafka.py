@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from streams.demo import DemoShop
+from streams.tools.demo import DemoShop
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def test_streaming_path_scores_what_the_in_process_replay_scores(broker, redis_u
     cmd = [
         sys.executable,
         "-m",
-        "streams.cli",
+        "streams.tools.cli",
         "evaluate",
         str(data),
         "--format",

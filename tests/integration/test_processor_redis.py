@@ -9,7 +9,8 @@ import pytest
 
 from models.factory import default_hybrid
 from state.store import RedisState
-from streams.processor import BatchProcessor, Record
+from streams.worker.owner import ModelOwner
+from streams.worker.processor import BatchProcessor, Record
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,8 @@ def run(coro):
 
 async def fresh(settings):
     store = RedisState(settings.redis_url, settings.app_id)
-    return store, BatchProcessor(settings, store, default_hybrid(), "interactions")
+    owner = ModelOwner(default_hybrid(), store, settings.checkpoint_interval)
+    return store, BatchProcessor(settings, store, owner, "interactions")
 
 
 def test_a_redelivered_batch_after_a_crash_changes_nothing(settings):
@@ -35,12 +37,12 @@ def test_a_redelivered_batch_after_a_crash_changes_nothing(settings):
         store, proc = await fresh(settings)
         batch = records({"user_id": "u", "item_id": "a"}, {"user_id": "u", "item_id": "b"}, b"{bad")
         out = await proc.process(batch)
-        assert len(out.dead) == 1 and out.stats["events"] == 2
+        assert len(out.dead) == 1 and out.stats.events == 2
         await proc.commit(out)
         # the same records again (Kafka offsets were not committed before the crash)
         store2, proc2 = await fresh(settings)
         again = await proc2.process(batch)
-        assert again.dead == [] and again.stats["events"] == 0 and again.stats["replayed"] == 2
+        assert again.dead == [] and again.stats.events == 0 and again.stats.replayed == 2
         await proc2.commit(again)
         user = await store2.get_user("u")
         assert user["interactions"] == 2
@@ -56,10 +58,10 @@ def test_duplicates_within_a_batch_and_across_batches_count_once(settings):
         store, proc = await fresh(settings)
         ev = {"user_id": "d", "item_id": "x", "event_id": "e1"}
         out = await proc.process(records(ev, ev, {**ev, "item_id": "y"}))
-        assert out.stats["events"] == 1 and out.stats["duplicates"] == 2
+        assert out.stats.events == 1 and out.stats.duplicates == 2
         await proc.commit(out)
         out = await proc.process(records(ev, start=3))
-        assert out.stats["duplicates"] == 1
+        assert out.stats.duplicates == 1
         await proc.commit(out)
         assert (await store.get_user("d"))["interactions"] == 1
         await store.close()
@@ -115,14 +117,14 @@ def test_a_batch_is_a_few_redis_commands_whatever_its_size(settings, monkeypatch
             )
             out = await proc.process(records(*events, start=start))
             await proc.commit(out)
-            assert out.stats["events"] == n
+            assert out.stats.events == n
             start += n
         assert len(sizes) == 4 and max(sizes) <= 15, sizes
         assert 0 < await store.client.ttl(store.event_key("e400-399")) <= settings.dedup_ttl
         again = await proc.process(
             records({"user_id": "u1", "item_id": "i1", "event_id": "e10-1"}, start=start)
         )
-        assert again.stats["duplicates"] == 1 and again.stats["events"] == 0
+        assert again.stats.duplicates == 1 and again.stats.events == 0
         assert (await store.get_user("u1"))["interactions"] == 1 + 8  # 1 of 10, 8 of 400
         await store.close()
 
@@ -136,11 +138,10 @@ def test_stats_count_events_and_hits_per_phase_and_users_moving_between_phases(s
             out = await proc.process(records({"user_id": "p", "item_id": f"i{n}"}, start=n))
             await proc.commit(out)
         stats = await store.get_stats()
-        assert stats["events"] == 6
-        assert stats["events:cold"] == 1 and stats["events:warm"] == 4
-        assert stats["events:active"] == 1
-        assert stats.get("users:cold", 0) == 0 and stats.get("users:warm", 0) == 0
-        assert stats["users:active"] == 1
+        assert stats.events == 6
+        assert stats.events_by_phase == {"cold": 1, "warm": 4, "active": 1}
+        assert stats.users_moved.get("cold", 0) == 0 and stats.users_moved.get("warm", 0) == 0
+        assert stats.users_moved["active"] == 1
         await store.close()
 
     run(scenario())
@@ -157,11 +158,11 @@ def test_records_below_the_applied_offset_with_unknown_event_ids_are_new_not_rep
         new = [{"user_id": "o", "item_id": f"b{n}", "event_id": f"new-{n}"} for n in range(3)]
         _, proc2 = await fresh(settings)
         out = await proc2.process(records(*new))
-        assert out.stats["events"] == 3 and out.stats["relogged"] == 3
+        assert out.stats.events == 3 and out.stats.relogged == 3
         await proc2.commit(out)
         # and a true replay of the old records still changes nothing
         again = await proc2.process(records(*old))
-        assert again.stats["events"] == 0 and again.stats["replayed"] == 5
+        assert again.stats.events == 0 and again.stats.replayed == 5
         assert (await store.get_user("o"))["interactions"] == 8
         await store.close()
 

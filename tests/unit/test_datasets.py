@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.datasets import DataSetError, read_catalogue, read_dataset
+from streams.tools.datasets import DataSetError, read_catalogue, read_dataset
 
 
 def test_csv_events_come_in_timestamp_order_with_ties_in_file_order(tmp_path):

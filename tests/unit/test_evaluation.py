@@ -7,8 +7,8 @@ import math
 import pytest
 
 from models.evaluation import Scoreboard, rank_metrics
-from streams.datasets import DataSet
-from streams.evaluate import evaluate, format_table
+from streams.tools.datasets import DataSet
+from streams.tools.evaluate import evaluate, format_table
 
 
 @pytest.mark.parametrize(

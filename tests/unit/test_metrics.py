@@ -1,4 +1,4 @@
-"""The dashboard's aggregations (streams/metrics.py) against hand-computed answers."""
+"""The dashboard's aggregations (streams/serving/metrics.py) against hand-computed answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from streams.metrics import (
+from state.stats import BatchStats
+from streams.schemas import DeadLetter, RecItem, Recommendation
+from streams.serving.metrics import (
     Histogram,
     LatencyWindow,
     LiveMetrics,
@@ -14,9 +16,7 @@ from streams.metrics import (
     percentile,
     rolling_ratio,
 )
-from streams.processor import BatchOutcome
-from streams.prometheus import render
-from streams.schemas import DeadLetter, RecItem, Recommendation
+from streams.serving.prometheus import render
 
 
 def rec(user: str, latency: float | None, strategy: str = "warm") -> Recommendation:
@@ -26,9 +26,18 @@ def rec(user: str, latency: float | None, strategy: str = "warm") -> Recommendat
     )
 
 
-def outcome(stats: dict[str, int], recs: list[Recommendation] = (), dead: int = 0) -> BatchOutcome:
+def feed(
+    m: LiveMetrics,
+    counters: dict[str, int],
+    recs: list[Recommendation] = (),
+    dead: int = 0,
+    *,
+    now: float,
+) -> None:
+    """One batch as the agent reports it: its counters, published lists and dead letters."""
     letters = [DeadLetter.of(b"{bad", f"bad {n}", "interactions", 0, n) for n in range(dead)]
-    return BatchOutcome(dead=letters, recommendations=list(recs), stats=stats)
+    stats = BatchStats.from_counters({**counters, "recommendations": len(recs), "batches": 1})
+    m.record_batch(stats, list(recs), letters, now)
 
 
 class TestRollingCounter:
@@ -102,17 +111,14 @@ class TestHitRate:
     def test_rolling_and_per_phase_hit_rate_from_batches(self):
         m = LiveMetrics(window=10)
         # t=100: 4 warm events, 1 hit; 6 active events, 3 hits
-        m.record_batch(
-            outcome(
-                {"events": 10, "hits": 4, "events:warm": 4, "hits:warm": 1}
-                | {"events:active": 6, "hits:active": 3}
-            ),
+        feed(
+            m,
+            {"events": 10, "hits": 4, "events:warm": 4, "hits:warm": 1}
+            | {"events:active": 6, "hits:active": 3},
             now=100.0,
         )
         # t=105: 10 active events, 1 hit
-        m.record_batch(
-            outcome({"events": 10, "hits": 1, "events:active": 10, "hits:active": 1}), now=105.0
-        )
+        feed(m, {"events": 10, "hits": 1, "events:active": 10, "hits:active": 1}, now=105.0)
         assert m.hit_rate(now=105.0) == 5 / 20
         assert m.hit_rate(now=105.0, phase="warm") == 1 / 4
         assert m.hit_rate(now=105.0, phase="active") == 4 / 16
@@ -129,8 +135,8 @@ class TestLiveMetrics:
         m = LiveMetrics(window=10, recent=3, errors=2)
         stats = {"events": 8, "hits": 2, "dead": 3, "duplicates": 1, "replayed": 0}
         recs = [rec(f"u{n}", latency=float(10 * (n + 1))) for n in range(4)]  # 10..40 ms
-        m.record_batch(outcome(stats, recs, dead=3), now=50.0)
-        m.record_batch(outcome({"events": 2, "hits": 0}, [rec("late", None)]), now=59.0)
+        feed(m, stats, recs, dead=3, now=50.0)
+        feed(m, {"events": 2, "hits": 0}, [rec("late", None)], now=59.0)
         snap = m.snapshot(now=59.5)
         # records: 8 + 3 + 1 + 0 = 12, then 2 -> 14 in buckets 50..59 -> 1.4/s
         assert snap["rates"]["records_in"] == pytest.approx(1.4)
@@ -153,16 +159,15 @@ class TestLiveMetrics:
         hist = m.snapshot(now=11.5)["users_history"]
         assert hist == {"t": [-1, 0], "mix": [{"cold": 2}, {"cold": 2, "warm": 1}]}
 
-    def test_a_broken_outcome_is_logged_not_raised(self):
+    def test_a_broken_batch_report_is_logged_not_raised(self):
         m = LiveMetrics()
-        m.record_batch(object(), now=1.0)  # type: ignore[arg-type]
-        assert m.totals == {}
+        m.record_batch(object(), [], [], now=1.0)  # type: ignore[arg-type]
+        assert m.totals == BatchStats() and m.totals_dict() == {"records": 0}
 
     def test_prometheus_text_parses_and_carries_the_counters(self):
         m = LiveMetrics()
-        m.record_batch(
-            outcome({"events": 3, "hits": 1, "events:cold": 3, "hits:cold": 1}, [rec("u", 12.0)]),
-            now=5.0,
+        feed(
+            m, {"events": 3, "hits": 1, "events:cold": 3, "hits:cold": 1}, [rec("u", 12.0)], now=5.0
         )
         lag = [{"topic": "t", "partition": 0, "lag": 4, "unread": 1}]
         text = render(m, users={"cold": 3, "warm": 0}, lag=lag, now=5.0)

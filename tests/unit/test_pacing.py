@@ -1,11 +1,11 @@
-"""The publisher's pacing (streams/pacing.py) on a fake clock: no broker, no Redis, no sleeping."""
+"""The publisher's pacing (streams/tools/pacing.py) on a fake clock: no broker, Redis or sleep."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams import replay
-from streams.pacing import Backlog, Backpressure, Pacer, RateLimiter, WorkerPace
+from streams.tools import replay
+from streams.tools.pacing import Backlog, Backpressure, Pacer, RateLimiter, WorkerPace
 
 TOPIC = "interactions"
 

@@ -52,7 +52,7 @@ def test_a_bad_value_fails_with_a_message_naming_the_variable(monkeypatch, var, 
 
 
 def test_the_cli_reports_a_bad_setting_and_exits_2(monkeypatch, capsys):
-    from streams.cli import main
+    from streams.tools.cli import main
 
     monkeypatch.setenv("RECSTREAM_WEB_PORT", "-1")
     assert main(["worker"]) == 2

@@ -1,12 +1,12 @@
-"""The worker's consumer asks the broker for a short fetch wait (streams/transport.py)."""
+"""The worker's consumer asks the broker for a short fetch wait (streams/worker/transport.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from streams.app import create_app
 from streams.settings import Settings
-from streams.transport import FETCH_MAX_WAIT_MS, Transport
+from streams.worker.app import create_app
+from streams.worker.transport import FETCH_MAX_WAIT_MS, Transport
 
 
 def test_the_worker_consumer_is_created_with_the_short_fetch_wait():

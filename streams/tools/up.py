@@ -8,88 +8,28 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-import redis
 from tqdm import tqdm
 
 from state.store import RedisState
-from streams.demo import DemoShop
-from streams.embedded import Service, free_port, start_redis, start_tansu
-from streams.kafka_io import consume, ensure_topics, wait_for_broker
-from streams.replay import publish_events, publish_items, worker_pace
 from streams.settings import Settings, load_settings
+from streams.tools.demo import DemoShop
+from streams.tools.embedded import Service, free_port, start_redis, start_tansu
+from streams.tools.kafka_io import consume, ensure_topics, wait_for_broker
+from streams.tools.processes import (
+    port_free,
+    redis_answers,
+    start_worker,
+    stop_process,
+    wait_healthy,
+)
+from streams.tools.replay import publish_events, publish_items, worker_pace
 
 __all__ = ["run_up"]
-
-
-def redis_answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
-def port_free(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-            return True
-        except OSError:
-            return False
-
-
-def http_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def wait_healthy(base: str, worker: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-            raise RuntimeError(f"worker exited with code {worker.returncode}:\n{tail}")
-        try:
-            status, body = http_json(f"{base}/health")
-            if status == 200 and body.get("assigned_partitions"):
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"worker not healthy within {timeout:.0f}s; see {log}")
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _follow(settings: Settings, users: set[str], stop: threading.Event) -> None:

@@ -18,10 +18,10 @@ import math
 import random
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from streams.processor import BatchOutcome
+from state.stats import BatchStats
+from streams.schemas import DeadLetter, Recommendation
 
 __all__ = [
     "LATENCY_BUCKETS_MS",
@@ -193,40 +193,44 @@ class LiveMetrics:
         self.phase_hits: dict[str, RollingCounter] = {}
         self.latency = LatencyWindow(horizon)
         self.latency_hist = Histogram(LATENCY_BUCKETS_MS)
-        self.totals: dict[str, int] = {}
+        self.totals = BatchStats()
         self.errors: deque[dict[str, Any]] = deque(maxlen=errors)
         self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self.users_history: deque[tuple[int, dict[str, int]]] = deque(maxlen=horizon)
         self.last_batch_at: float | None = None
 
     # -- input --------------------------------------------------------------------------
-    def record_batch(self, outcome: BatchOutcome, now: float) -> None:
+    def record_batch(
+        self,
+        stats: BatchStats,
+        recommendations: Sequence[Recommendation],
+        dead: Sequence[DeadLetter],
+        now: float,
+    ) -> None:
         """Fold one processed and published batch in. Never raises: figures are best effort."""
         try:
-            self._record(outcome, now)
+            self._record(stats, recommendations, dead, now)
         except Exception:  # the agent must not stop over a dashboard figure
             log.exception("live metrics: batch not recorded")
 
-    def _record(self, outcome: BatchOutcome, now: float) -> None:
-        stats = outcome.stats
-        n_records = sum(stats.get(k, 0) for k in ("events", "dead", "duplicates", "replayed"))
-        for key, n in (*stats.items(), ("records", n_records), ("batches", 1)):
-            if not key.startswith("users:"):
-                self.totals[key] = self.totals.get(key, 0) + n
-        self.totals["recommendations"] = self.totals.get("recommendations", 0) + len(
-            outcome.recommendations
-        )
-        self.records.add(n_records, now)
-        self.events.add(stats.get("events", 0), now)
-        self.hits.add(stats.get("hits", 0), now)
-        self.dead.add(len(outcome.dead), now)
-        self.recommendations.add(len(outcome.recommendations), now)
-        for key, n in stats.items():
-            kind, _, phase = key.partition(":")
-            if phase and kind in ("events", "hits"):
-                table = self.phase_events if kind == "events" else self.phase_hits
-                table.setdefault(phase, RollingCounter(self.horizon)).add(n, now)
-        for rec in outcome.recommendations:
+    def _record(
+        self,
+        stats: BatchStats,
+        recommendations: Sequence[Recommendation],
+        dead: Sequence[DeadLetter],
+        now: float,
+    ) -> None:
+        self.totals = self.totals + stats
+        self.records.add(stats.records, now)
+        self.events.add(stats.events, now)
+        self.hits.add(stats.hits, now)
+        self.dead.add(len(dead), now)
+        self.recommendations.add(len(recommendations), now)
+        for phase, n in stats.events_by_phase.items():
+            self.phase_events.setdefault(phase, RollingCounter(self.horizon)).add(n, now)
+        for phase, n in stats.hits_by_phase.items():
+            self.phase_hits.setdefault(phase, RollingCounter(self.horizon)).add(n, now)
+        for rec in recommendations:
             if rec.latency_ms is not None:
                 self.latency.add(rec.latency_ms, now)
                 self.latency_hist.observe(rec.latency_ms)
@@ -241,7 +245,7 @@ class LiveMetrics:
                     "items": [{"item_id": i.item_id, "sources": i.sources} for i in rec.items[:5]],
                 }
             )
-        for d in outcome.dead:
+        for d in dead:
             self.errors.append(
                 {
                     "error": _short(d.error),
@@ -263,6 +267,15 @@ class LiveMetrics:
             self.users_history.append((sec, dict(users_by_phase)))
 
     # -- output -------------------------------------------------------------------------
+    def totals_dict(self) -> dict[str, int]:
+        """This worker's counters since it started: ``records``, ``events``, ... and
+        ``events:<phase>``/``hits:<phase>`` (what ``/stats`` shows as ``totals``)."""
+        flat = self.totals.counters()
+        flat.pop("relogged", None)
+        return {k: v for k, v in flat.items() if not k.startswith("users:")} | {
+            "records": self.totals.records
+        }
+
     def hit_rate(self, now: float, phase: str | None = None) -> float | None:
         """Share of events (in the rolling window) whose item was in the last served list."""
         hits = self.hits if phase is None else self.phase_hits.get(phase)
@@ -294,7 +307,7 @@ class LiveMetrics:
             "t": [s - math.floor(now) for s, _ in self.users_history if s >= start],
             "mix": [m for s, m in self.users_history if s >= start],
         }
-        hit_total = self.totals.get("hits", 0) / max(1, self.totals.get("events", 0))
+        totals = self.totals
         return {
             "now": now,
             "window_s": w,
@@ -312,18 +325,18 @@ class LiveMetrics:
             },
             "hit_rate": {
                 "rolling": self.hit_rate(now),
-                "total": hit_total if self.totals.get("events") else None,
+                "total": totals.hits / totals.events if totals.events else None,
                 "phases": {
                     phase: {
                         "rolling": self.hit_rate(now, phase),
-                        "events": self.totals.get(f"events:{phase}", 0),
-                        "hits": self.totals.get(f"hits:{phase}", 0),
+                        "events": totals.events_by_phase.get(phase, 0),
+                        "hits": totals.hits_by_phase.get(phase, 0),
                     }
                     for phase in phases
                 },
             },
-            "totals": dict(self.totals),
-            "dlq": {"count": self.totals.get("dead", 0), "recent": list(self.errors)[::-1]},
+            "totals": self.totals_dict(),
+            "dlq": {"count": totals.dead, "recent": list(self.errors)[::-1]},
             "recent": list(self.recent)[::-1],
             "series": series,
             "users_history": users,

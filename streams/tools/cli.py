@@ -20,7 +20,7 @@ __all__ = ["main"]
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust  # noqa: F401  (imported here: the CLI's other commands start faster)
 
-    from streams.app import create_app
+    from streams.worker.app import create_app  # the one import of the worker from tools
 
     settings = load_settings()
     app = create_app(settings)
@@ -32,15 +32,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from streams.up import run_up
+    from streams.tools.up import run_up
 
     return run_up(demo=args.demo, events=args.events, rate=args.rate, max_lag=args.max_lag)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from streams.datasets import DataSetError, read_dataset
-    from streams.kafka_io import wait_for_broker
-    from streams.replay import publish_events, publish_items, worker_pace
+    from streams.tools.datasets import DataSetError, read_dataset
+    from streams.tools.kafka_io import wait_for_broker
+    from streams.tools.replay import publish_events, publish_items, worker_pace
 
     settings = load_settings()
     try:
@@ -71,8 +71,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.factory import ROWS
-    from streams.datasets import DataSetError, read_catalogue, read_dataset
-    from streams.evaluate import evaluate, print_result
+    from streams.tools.datasets import DataSetError, read_catalogue, read_dataset
+    from streams.tools.evaluate import evaluate, print_result
 
     settings = load_settings()
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else ROWS
@@ -94,7 +94,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         if args.through_kafka:  # the same events through broker + worker, side by side
-            from streams.evaluate_kafka import evaluate_through_kafka
+            from streams.tools.evaluate_kafka import evaluate_through_kafka
 
             streamed = evaluate_through_kafka(ds, k=args.k, progress=not args.no_progress)
             result["results"] += streamed["results"]
@@ -105,8 +105,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tail(args: argparse.Namespace) -> int:  # issue 5: recommendations tail
-    from streams.tail import run_tail
+def cmd_tail(args: argparse.Namespace) -> int:
+    from streams.tools.tail import run_tail
 
     return run_tail(load_settings(), args)
 
@@ -181,7 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_evaluate)
 
-    # issue 5: recommendations tail
     p = sub.add_parser("tail", help="print recommendations as they are published")
     p.add_argument("--user", help="only this user's recommendations")
     p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")

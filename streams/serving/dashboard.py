@@ -1,9 +1,11 @@
-"""The live dashboard's HTTP side: ``/dashboard``, ``/stats`` (JSON) and ``/metrics`` (Prometheus).
+"""The live dashboard's HTTP side: ``/dashboard``, ``/stats`` (JSON), ``/stats/stream``
+(server-sent events) and ``/metrics`` (Prometheus).
 
-The page (``streams/static/dashboard.html`` + ``dashboard.js``, no build step, nothing fetched
-from the internet) polls ``/stats`` every second. ``/stats`` joins this worker's
-:class:`streams.metrics.LiveMetrics` with the cluster-wide counters in Redis (users per phase),
-the consumer's lag per partition and the trending items.
+The page (``static/dashboard.html`` + ``dashboard.js``, no build step, nothing fetched from the
+internet) receives ``/stats`` once a second over ``/stats/stream`` (polling ``/stats`` only when
+server-sent events fail). ``/stats`` joins this worker's
+:class:`streams.serving.metrics.LiveMetrics` with the cluster-wide counters in Redis (users per
+phase), the consumer's lag per partition and the trending items.
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
-from streams import prometheus
-
-if TYPE_CHECKING:
-    from streams.app import Runtime
+from state.stats import BatchStats
+from streams.serving import prometheus
+from streams.serving.context import WorkerContext
 
 __all__ = ["collect_stats", "consumer_lag", "register_dashboard"]
 
@@ -66,7 +67,7 @@ def consumer_lag(consumer: Any) -> list[dict[str, Any]]:
     return rows
 
 
-async def _redis_stats(rt: Runtime) -> dict[str, int] | None:
+async def _redis_stats(rt: WorkerContext) -> BatchStats | None:
     """The stats hash, or ``None`` when Redis does not answer within a second."""
     try:
         return await asyncio.wait_for(rt.store.get_stats(), 1.0)
@@ -74,29 +75,25 @@ async def _redis_stats(rt: Runtime) -> dict[str, int] | None:
         return None
 
 
-def _trending(rt: Runtime, n: int = 10) -> list[dict[str, Any]]:
-    source = rt.engine.sources.get("popularity")
-    if source is None or not hasattr(source, "trending"):
-        return []
-    return [{"item_id": item, "score": round(score, 4)} for item, score in source.trending(n)]
+def _trending(rt: WorkerContext, n: int = 10) -> list[dict[str, Any]]:
+    return [{"item_id": item, "score": round(score, 4)} for item, score in rt.engine.trending(n)]
 
 
-async def collect_stats(app: faust.App, rt: Runtime) -> dict[str, Any]:
+async def collect_stats(app: faust.App, rt: WorkerContext) -> dict[str, Any]:
     """What ``/stats`` answers (and what ``/metrics`` renders)."""
     now = time.time()
     redis_stats = await _redis_stats(rt)
     phases = list(rt.engine.policy.names)
     users = {p: 0 for p in phases}
-    for key, n in (redis_stats or {}).items():
-        if key.startswith("users:"):
-            users[key.split(":", 1)[1]] = n
+    if redis_stats is not None:
+        users.update(redis_stats.users_moved)
     if redis_stats is not None:
         rt.metrics.sample_users(users, now)
     snap = rt.metrics.snapshot(now)
     snap.update(
         phases=phases,
         users_by_phase=users,
-        cluster=redis_stats,
+        cluster=redis_stats.counters() if redis_stats is not None else None,
         lag=consumer_lag(app.consumer),
         trending=_trending(rt),
         worker={
@@ -110,7 +107,7 @@ async def collect_stats(app: faust.App, rt: Runtime) -> dict[str, Any]:
     return snap
 
 
-def register_dashboard(app: faust.App, rt: Runtime) -> None:
+def register_dashboard(app: faust.App, rt: WorkerContext) -> None:
     """``GET /dashboard``, ``/dashboard/dashboard.js``, ``/stats``, ``/stats/stream`` (SSE),
     ``/metrics``."""
 

@@ -59,12 +59,6 @@ class Service:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def log_tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
 
 def _spawn(name: str, url: str, port: int, argv: list[str], workdir: Path | None) -> Service:
     """Start ``argv`` in its own session, logging to ``<workdir>/<name>.log``; wait for

@@ -209,7 +209,7 @@ class Backlog:
 
 
 class WorkerPace:
-    """Backpressure from the workers for :func:`streams.replay.publish_events`.
+    """Backpressure from the workers for :func:`streams.tools.replay.publish_events`.
 
     The bound is ``max_lag`` events when given. Otherwise it adapts so that events wait about
     ``target`` seconds from their send to being applied (median over each ``adjust`` seconds):

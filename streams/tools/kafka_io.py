@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
 
-from streams.settings import Settings
+from streams.settings import TOPICS, Settings
 
 __all__ = [
     "consume",
@@ -25,8 +25,6 @@ __all__ = [
     "publish_json",
     "wait_for_broker",
 ]
-
-TOPIC_NAMES = ("interactions", "items", "recommendations", "interactions.dlq")
 
 
 def list_topics(servers: list[str]) -> set[str]:
@@ -53,7 +51,7 @@ def wait_for_broker(servers: list[str], timeout: float = 30.0) -> None:
     raise TimeoutError(f"no Kafka broker answered at {servers} within {timeout:.0f}s: {last}")
 
 
-def ensure_topics(settings: Settings, names: Iterable[str] = TOPIC_NAMES) -> list[str]:
+def ensure_topics(settings: Settings, names: Iterable[str] = TOPICS) -> list[str]:
     """Create the named topics (behind the prefix) that do not exist yet; return all names."""
     wanted = [settings.topic(n) for n in names]
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)

@@ -1,10 +1,10 @@
-"""The Prometheus text exposition (format 0.0.4) of :class:`streams.metrics.LiveMetrics`.
+"""The Prometheus text exposition (format 0.0.4) of :class:`streams.serving.metrics.LiveMetrics`.
 
 Pure: the caller passes in what it read from Redis (users per phase) and from the consumer
 (lag per partition). Counters are this worker's since it started (Prometheus' ``rate()`` copes
 with the reset a restart causes); the ``recstream_users`` gauge is cluster-wide (Redis).
 
->>> from streams.metrics import LiveMetrics
+>>> from streams.serving.metrics import LiveMetrics
 >>> text = render(LiveMetrics(), users={"cold": 2}, lag=[], now=0.0)
 >>> 'recstream_users{phase="cold"} 2' in text.splitlines()
 True
@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streams.metrics import LiveMetrics
+from streams.serving.metrics import LiveMetrics
 
 __all__ = ["CONTENT_TYPE", "render"]
 
@@ -65,7 +65,7 @@ def render(
     lag: Iterable[Mapping[str, Any]],
     now: float,
 ) -> str:
-    totals = metrics.totals
+    totals = metrics.totals_dict()
     out: list[str] = []
     for name, key, help_ in COUNTERS:
         out += _family(name, "counter", help_, [("", {}, totals.get(key, 0))])

@@ -22,14 +22,16 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from models.base import Candidate, UserState
+from models.base import UserState
 from models.events import apply_event, learn_event
 from models.hybrid import HybridRecommender
-from state.store import RedisState
-from streams.schemas import DeadLetter, Interaction, RecItem, Recommendation
+from state.stats import BatchStats
+from state.store import BatchView, RedisState, user_state
+from streams.schemas import DeadLetter, Interaction, Recommendation
 from streams.settings import Settings
+from streams.worker.owner import ModelOwner
 
-__all__ = ["BatchOutcome", "BatchProcessor", "Record", "to_recommendation"]
+__all__ = ["BatchOutcome", "BatchProcessor", "Record", "validation_error_text"]
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,27 @@ class Record:
 
 @dataclass
 class BatchOutcome:
+    """What :meth:`BatchProcessor.process` decided for one batch; :meth:`BatchProcessor.commit`
+    writes it. ``users`` are the states to write, ``event_ids`` the ids applied (dedup
+    markers), ``offsets`` the newest offset seen per partition, ``applied`` those that move a
+    partition's applied offset forward."""
+
     dead: list[DeadLetter] = field(default_factory=list)
     recommendations: list[Recommendation] = field(default_factory=list)
-    stats: dict[str, int] = field(default_factory=dict)
-    hits: int = 0
-    # filled by process(), written by commit()
-    _users: dict[str, UserState] = field(default_factory=dict)
-    _event_ids: list[str] = field(default_factory=list)
-    _offsets: dict[str, int] = field(default_factory=dict)  # newest offset per partition
-    _applied: dict[str, int] = field(default_factory=dict)  # the ones that move forward
+    stats: BatchStats = field(default_factory=BatchStats)
+    users: dict[str, UserState] = field(default_factory=dict)
+    event_ids: list[str] = field(default_factory=list)
+    offsets: dict[str, int] = field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    """A record that parsed: its interaction and its event id (explicit or implicit)."""
+
+    record: Record
+    interaction: Interaction
+    event_id: str
 
 
 def validation_error_text(exc: ValidationError) -> str:
@@ -67,93 +81,80 @@ def validation_error_text(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def to_recommendation(
-    user: UserState, items: Sequence[Candidate], strategy: str, **extra: object
-) -> Recommendation:
-    return Recommendation(
-        user_id=user.user_id,
-        items=[
-            RecItem(
-                item_id=c.item_id, score=round(c.score, 6), sources=c.sources, because=c.because
-            )
-            for c in items
-        ],
-        strategy=strategy,
-        interactions=user.interactions,
-        **extra,  # type: ignore[arg-type]
-    )
-
-
 class BatchProcessor:
     """Applies batches of ``interactions`` records to Redis state and the in-memory models."""
 
     def __init__(
-        self, settings: Settings, store: RedisState, engine: HybridRecommender, topic: str
+        self, settings: Settings, store: RedisState, models: ModelOwner, topic: str
     ) -> None:
         self.settings = settings
         self.store = store
-        self.engine = engine
+        self.models = models
         self.topic = topic
-        #: offsets (``topic:partition``) the in-memory models already reflect (checkpoint)
-        self.model_offsets: dict[str, int] = {}
+
+    @property
+    def engine(self) -> HybridRecommender:
+        return self.models.engine
 
     def tp(self, partition: int) -> str:
         return f"{self.topic}:{partition}"
 
-    def new_user(self, user_id: str, data: dict | None = None) -> UserState:
-        caps = {"max_history": self.settings.history}
-        return UserState.from_dict(data, **caps) if data else UserState(user_id, **caps)
-
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
-        out = BatchOutcome()
-        stats = {"events": 0, "dead": 0, "duplicates": 0, "replayed": 0, "hits": 0}
-        parsed: list[tuple[Record, Interaction, str]] = []
+        """Validate, dedupe and apply ``records``; build each touched user's list. Nothing is
+        written: deliver ``dead`` first, then :meth:`commit`."""
+        out = BatchOutcome(stats=BatchStats(batches=1))
+        valid = self._parse(records, out)
+        view = await self.store.load_batch(
+            {v.interaction.user_id for v in valid}, {v.event_id for v in valid}, out.offsets
+        )
+        # Records at or below the applied offset were handled before a crash: DLQ included.
+        out.dead = [d for d in out.dead if d.offset > view.applied.get(self.tp(d.partition), -1)]
+        out.stats.dead = len(out.dead)
+        # a redelivered batch must never move a partition's applied offset backwards
+        out.applied = {tp: o for tp, o in out.offsets.items() if o > view.applied.get(tp, -1)}
+        before: dict[str, str | None] = {}  # each user's phase as loaded (None: new user)
+        for uid in dict.fromkeys(v.interaction.user_id for v in valid):
+            out.users[uid] = user_state(uid, view.users[uid], self.settings.history)
+            before[uid] = self.engine.phase(out.users[uid]).name if view.users[uid] else None
+        newest = self._apply(valid, view, out)
+        self._recommend(newest, out)
+        for uid, was in before.items():
+            out.stats.move_user(was, self.engine.phase(out.users[uid]).name)
+        return out
+
+    def _parse(self, records: Sequence[Record], out: BatchOutcome) -> list[_Valid]:
+        valid = []
         for rec in records:
             tp = self.tp(rec.partition)
-            out._offsets[tp] = max(out._offsets.get(tp, -1), rec.offset)
+            out.offsets[tp] = max(out.offsets.get(tp, -1), rec.offset)
             try:
                 ev = Interaction.model_validate_json(rec.value or b"")
             except ValidationError as exc:
                 out.dead.append(self._dead(rec, validation_error_text(exc)))
                 continue
-            except ValueError as exc:  # pragma: no cover - pydantic wraps JSON errors
-                out.dead.append(self._dead(rec, f"invalid JSON: {exc}"))
-                continue
-            eid = ev.event_id or f"{tp}:{rec.offset}"
-            parsed.append((rec, ev, eid))
+            valid.append(_Valid(rec, ev, ev.event_id or f"{tp}:{rec.offset}"))
+        return valid
 
-        view = await self.store.load_batch(
-            {ev.user_id for _, ev, _ in parsed}, {eid for _, _, eid in parsed}, out._offsets
-        )
-        # Records at or below the applied offset were handled before a crash: DLQ included.
-        out.dead = [d for d in out.dead if d.offset > view.applied.get(self.tp(d.partition), -1)]
-        stats["dead"] = len(out.dead)
-        # a redelivered batch must never move a partition's applied offset backwards
-        out._applied = {
-            tp: off for tp, off in out._offsets.items() if off > view.applied.get(tp, -1)
-        }
+    def _apply(
+        self, valid: list[_Valid], view: BatchView, out: BatchOutcome
+    ) -> dict[str, tuple[str, float | None]]:
+        """Apply each new event to its user and the models; returns, per touched user, the
+        event id and arrival time of their newest event."""
         seen_ids = set(view.duplicates)
         relearned: set[str] = set()
         newest: dict[str, tuple[str, float | None]] = {}
-        before: dict[str, str | None] = {}  # each user's phase as loaded (None: new user)
         now = time.time()
-        for rec, ev, eid in parsed:
-            tp = self.tp(rec.partition)
-            user = out._users.get(ev.user_id)
-            if user is None:
-                user = self.new_user(ev.user_id, view.users[ev.user_id])
-                out._users[ev.user_id] = user
-                before[ev.user_id] = (
-                    self.engine.phase(user).name if view.users[ev.user_id] else None
-                )
-            learned = rec.offset <= self.model_offsets.get(tp, -1)
-            event = ev.to_event(rec.timestamp or now)
+        for v in valid:
+            rec, eid, tp = v.record, v.event_id, self.tp(v.record.partition)
+            user = out.users[v.interaction.user_id]
+            event = v.interaction.to_event(rec.timestamp or now)
+            learned = self.models.holds(tp, rec.offset)
             below = rec.offset <= view.applied.get(tp, -1)
             if below and eid not in view.duplicates:
                 # Below the applied offset yet never applied (a record's event id is written
                 # with its offset, atomically): the log was recreated (new topic, in-memory
                 # broker restarted) while Redis kept its offsets. A new record: process it.
-                stats["relogged"] = stats.get("relogged", 0) + 1
+                out.stats.relogged += 1
                 learned = below = False
             if below:
                 # Applied to Redis before a crash; the models (restored from an older
@@ -161,14 +162,14 @@ class BatchProcessor:
                 if not learned and eid not in relearned:
                     learn_event(self.engine, user, event)
                 relearned.add(eid)
-                stats["replayed"] += 1
-                newest[ev.user_id] = (eid, rec.timestamp)
+                out.stats.replayed += 1
+                newest[user.user_id] = (eid, rec.timestamp)
                 continue
             if eid in seen_ids:
-                stats["duplicates"] += 1
+                out.stats.duplicates += 1
                 continue
             seen_ids.add(eid)
-            phase_now = self.engine.phase(user).name
+            phase = self.engine.phase(user).name
             try:
                 hit = apply_event(
                     self.engine, user, event, idle_gap=self.settings.session_gap, learn=not learned
@@ -176,52 +177,41 @@ class BatchProcessor:
             except Exception as exc:  # one bad event must not stop the stream
                 log.exception("event at %s:%s failed", tp, rec.offset)
                 out.dead.append(self._dead(rec, f"processing failed: {exc!r}"))
-                stats["dead"] += 1
+                out.stats.dead += 1
                 continue
-            stats["events"] += 1
-            stats["hits"] += hit
-            stats[f"events:{phase_now}"] = stats.get(f"events:{phase_now}", 0) + 1
-            stats[f"hits:{phase_now}"] = stats.get(f"hits:{phase_now}", 0) + hit
-            out._event_ids.append(eid)
-            newest[ev.user_id] = (eid, rec.timestamp)
+            out.stats.count_event(phase, hit)
+            out.event_ids.append(eid)
+            newest[user.user_id] = (eid, rec.timestamp)
+        return newest
 
+    def _recommend(self, newest: dict[str, tuple[str, float | None]], out: BatchOutcome) -> None:
+        """One fresh list per user the batch touched, after their newest event."""
         for user_id, (eid, arrived) in newest.items():
-            user = out._users[user_id]
-            phase = self.engine.phase(user)
+            user = out.users[user_id]
             items = self.engine.recommend(user, k=self.settings.k, exclude=user.seen)
             user.last_served = [c.item_id for c in items]
             latency = (time.time() - arrived) * 1000.0 if arrived else None
             out.recommendations.append(
-                to_recommendation(
+                Recommendation.of(
                     user,
                     items,
-                    phase.name,
+                    self.engine.phase(user).name,
                     event_id=eid,
                     latency_ms=round(latency, 3) if latency is not None else None,
                 )
             )
-        for user_id, was in before.items():  # users per phase, kept as +1/-1 moves
-            now_phase = self.engine.phase(out._users[user_id]).name
-            if was != now_phase:
-                stats[f"users:{now_phase}"] = stats.get(f"users:{now_phase}", 0) + 1
-                if was is not None:
-                    stats[f"users:{was}"] = stats.get(f"users:{was}", 0) - 1
-        out.stats = stats
-        out.hits = stats["hits"]
-        return out
+        out.stats.recommendations = len(out.recommendations)
 
     async def commit(self, out: BatchOutcome) -> None:
         """Write the batch's effects atomically. Call after dead letters are delivered."""
         await self.store.commit_batch(
-            {uid: u.to_dict() for uid, u in out._users.items()},
-            out._event_ids,
-            out._applied,
+            {uid: u.to_dict() for uid, u in out.users.items()},
+            out.event_ids,
+            out.applied,
             self.settings.dedup_ttl,
-            {**out.stats, "recommendations": len(out.recommendations)},
+            out.stats,
         )
-        for tp, off in out._offsets.items():
-            if off > self.model_offsets.get(tp, -1):
-                self.model_offsets[tp] = off
+        self.models.advance(out.offsets)
 
     def _dead(self, rec: Record, error: str) -> DeadLetter:
         return DeadLetter.of(rec.value, error, self.topic, rec.partition, rec.offset, rec.key)

@@ -8,9 +8,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from streams.kafka_io import ensure_topics, make_producer, publish_json
-from streams.pacing import Pacer, RateLimiter, WorkerPace
 from streams.settings import Settings
+from streams.tools.kafka_io import ensure_topics, make_producer, publish_json
+from streams.tools.pacing import Pacer, RateLimiter, WorkerPace
 
 __all__ = ["RateLimiter", "publish_events", "publish_items", "worker_pace"]
 

@@ -17,9 +17,9 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from streams.kafka_io import consume, wait_for_broker
 from streams.schemas import Recommendation
 from streams.settings import Settings
+from streams.tools.kafka_io import consume, wait_for_broker
 
 __all__ = ["format_recommendation", "run_tail", "tail"]
 

@@ -25,13 +25,13 @@ from tqdm import tqdm
 
 from models.evaluation import Scoreboard
 from models.hybrid import SwitchingPolicy
-from streams.datasets import DataSet
-from streams.embedded import Service, free_port, start_redis, start_tansu
-from streams.kafka_io import consume, ensure_topics, wait_for_broker
-from streams.replay import publish_events, publish_items
 from streams.schemas import Interaction
 from streams.settings import Settings, load_settings
-from streams.up import redis_answers, start_worker, stop_process, wait_healthy
+from streams.tools.datasets import DataSet
+from streams.tools.embedded import Service, free_port, start_redis, start_tansu
+from streams.tools.kafka_io import consume, ensure_topics, wait_for_broker
+from streams.tools.processes import redis_answers, start_worker, stop_process, wait_healthy
+from streams.tools.replay import publish_events, publish_items
 
 __all__ = ["evaluate_through_kafka"]
 

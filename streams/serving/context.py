@@ -1,0 +1,31 @@
+"""What the HTTP views read from the worker they run in, as a protocol (serving never imports
+the worker: ``streams.worker.app.WorkerRuntime`` satisfies this)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from models.hybrid import HybridRecommender
+from state.store import RedisState
+from streams.serving.metrics import LiveMetrics
+from streams.settings import Settings
+
+__all__ = ["WorkerContext"]
+
+
+class WorkerContext(Protocol):
+    """One worker's settings, store, models and live figures."""
+
+    settings: Settings
+    store: RedisState
+    metrics: LiveMetrics
+    started_at: float
+    last_batch_at: float | None
+
+    @property
+    def engine(self) -> HybridRecommender:
+        """The models as they are now (replaced when a checkpoint is restored)."""
+        ...
+
+    @property
+    def checkpoint_loaded(self) -> bool: ...

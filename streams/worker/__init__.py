@@ -1,0 +1,1 @@
+"""The worker: Faust app wiring, the batch processor, the model owner, the transport."""

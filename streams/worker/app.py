@@ -1,0 +1,163 @@
+"""The Faust app: topics, agents and web views, built from one :class:`Settings`.
+
+Nothing connects at import time; :func:`create_app` builds an app object that
+``recstream worker`` runs. The path of one record: the ``interactions`` agent takes a batch,
+:class:`~streams.worker.processor.BatchProcessor` validates, dedupes and applies it (through
+:func:`models.events.apply_event`) and builds the touched users' lists, dead letters are
+delivered, the batch's Redis effects are committed, the lists are published, and the
+:class:`~streams.worker.owner.ModelOwner` checkpoints the models and commits Kafka's offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+
+import faust
+from pydantic import ValidationError
+
+from models.events import apply_item
+from models.hybrid import HybridRecommender
+from state.store import RedisState
+from streams.schemas import DeadLetter, ItemEvent
+from streams.serving.dashboard import register_dashboard
+from streams.serving.metrics import LiveMetrics
+from streams.serving.views import register_views
+from streams.settings import Settings
+from streams.worker.owner import ModelOwner
+from streams.worker.processor import BatchProcessor, Record, validation_error_text
+from streams.worker.transport import Transport
+
+__all__ = ["WorkerRuntime", "create_app"]
+
+
+class WorkerRuntime:
+    """What the agents and views share inside one worker process (a
+    :class:`~streams.serving.context.WorkerContext`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = RedisState(settings.redis_url, settings.app_id)
+        self.models = ModelOwner.from_settings(settings, self.store)
+        self.processor = BatchProcessor(
+            settings, self.store, self.models, settings.topic("interactions")
+        )
+        self.metrics = LiveMetrics()
+        self.started_at = time.time()
+        self.last_batch_at: float | None = None
+
+    @property
+    def engine(self) -> HybridRecommender:
+        return self.models.engine
+
+    @property
+    def checkpoint_loaded(self) -> bool:
+        return self.models.loaded
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """A Faust app configured from ``settings`` (no agents yet)."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        store="memory://",
+        # Faust wants a data directory even with in-memory tables; keep it out of the cwd.
+        datadir=tempfile.mkdtemp(prefix=f"recstream-{settings.app_id}-"),
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_session_timeout=settings.rebalance_timeout,
+        broker_heartbeat_interval=max(0.5, settings.rebalance_timeout / 10),
+        # Offsets are committed right after each model checkpoint (ModelOwner.maybe_checkpoint),
+        # never on Faust's own timer, so Kafka's position never runs ahead of the models.
+        broker_commit_interval=10**6,
+        broker_commit_every=10**9,
+        web_enabled=True,
+    )
+    # Faust's transport with a short fetch wait: Tansu holds a fetch its whole wait even when
+    # records arrive, which made an idle worker see a new event up to 1.5 s late.
+    app.transport = Transport(app.conf.broker_consumer, app)
+    return app
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app wired to ``settings``: agents for interactions and items, HTTP views."""
+    rt = WorkerRuntime(settings)
+    app = faust_app(settings)
+    app.runtime = rt  # type: ignore[attr-defined]
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            settings.topic(name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+
+    interactions = raw_topic("interactions")
+    items = raw_topic("items")
+    recommendations = raw_topic("recommendations")
+    dlq = raw_topic("interactions.dlq")
+
+    async def send_dead(dead: list[DeadLetter]) -> None:
+        futures = [
+            await dlq.send(
+                key=d.key.encode() if d.key else None, value=d.model_dump_json().encode()
+            )
+            for d in dead
+        ]
+        await asyncio.gather(*futures)  # delivered before the offsets are recorded
+
+    @app.agent(interactions, concurrency=1)
+    async def process_interactions(stream: faust.StreamT) -> None:
+        await rt.models.restore()
+        try:
+            async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait):
+                records = [
+                    Record(
+                        value=e.message.value,
+                        partition=e.message.partition,
+                        offset=e.message.offset,
+                        timestamp=e.message.timestamp,
+                        key=e.message.key,
+                    )
+                    for e in batch
+                ]
+                out = await rt.processor.process(records)
+                if out.dead:
+                    await send_dead(out.dead)
+                await rt.processor.commit(out)
+                for rec in out.recommendations:
+                    await recommendations.send(
+                        key=rec.user_id.encode(), value=rec.model_dump_json().encode()
+                    )
+                rt.last_batch_at = time.time()
+                rt.metrics.record_batch(out.stats, out.recommendations, out.dead, rt.last_batch_at)
+                await rt.models.maybe_checkpoint(app.consumer.commit)
+        finally:
+            await asyncio.shield(rt.models.save())
+
+    @app.agent(items, concurrency=1)
+    async def process_items(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            msg = event.message
+            try:
+                item = ItemEvent.model_validate_json(msg.value or b"")
+            except ValidationError as exc:
+                dead = DeadLetter.of(
+                    msg.value, validation_error_text(exc), msg.topic, msg.partition, msg.offset
+                )
+                await send_dead([dead])
+                continue
+            apply_item(rt.engine, item.to_change())
+
+    register_views(app, rt)
+    register_dashboard(app, rt)
+    return app
