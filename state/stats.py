@@ -27,6 +27,7 @@ _COUNTS = (
     "duplicates",
     "replayed",
     "relogged",
+    "odd_keys",
     "hits",
     "recommendations",
     "batches",
@@ -40,7 +41,8 @@ class BatchStats:
 
     ``events`` were applied, ``dead`` dead-lettered, ``duplicates`` dropped by event id,
     ``replayed`` already applied before a restart, ``relogged`` found below an applied
-    offset yet new (a recreated log); ``hits`` events whose item was in the list last
+    offset yet new (a recreated log), ``odd_keys`` records whose Kafka key is not their
+    ``user_id`` (processed under the ``user_id``); ``hits`` events whose item was in the list last
     served; ``recommendations`` lists published. ``events_by_phase``/``hits_by_phase``
     split events and hits by the user's phase when the event arrived; ``users_moved`` holds
     +1/-1 moves of users between phases.
@@ -51,6 +53,7 @@ class BatchStats:
     duplicates: int = 0
     replayed: int = 0
     relogged: int = 0
+    odd_keys: int = 0
     hits: int = 0
     recommendations: int = 0
     batches: int = 0

@@ -39,9 +39,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-#: ``SET key 1 EX ttl`` for every key: one command for a batch's dedup markers.
+#: ``SET key value EX ttl`` for every key (values in ARGV after the TTL): one command for a
+#: batch's dedup markers.
 _SET_MARKERS = (
-    "for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end return #KEYS"
+    "for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1]) end "
+    "return #KEYS"
 )
 
 
@@ -62,7 +64,7 @@ class BatchView:
     """What Redis knows about one batch before it is applied."""
 
     users: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    duplicates: set[str] = field(default_factory=set)
+    markers: dict[str, str] = field(default_factory=dict)  # dedup key -> where it was applied
     applied: dict[str, int] = field(default_factory=dict)
 
 
@@ -122,9 +124,11 @@ class RedisState:
 
     # -- batches ------------------------------------------------------------------------
     async def load_batch(
-        self, user_ids: Iterable[str], event_ids: Iterable[str], tps: Iterable[str]
+        self, user_ids: Iterable[str], dedup_keys: Iterable[str], tps: Iterable[str]
     ) -> BatchView:
-        users, events, parts = list(user_ids), list(event_ids), list(tps)
+        """The batch's users, the dedup markers already set (with the place in the log each
+        event was applied at) and the partitions' applied offsets."""
+        users, events, parts = list(user_ids), list(dedup_keys), list(tps)
 
         async def call() -> BatchView:
             # three commands whatever the batch's size (redis-py spends more per command
@@ -143,8 +147,8 @@ class RedisState:
                     view.users[uid] = json.loads(raw) if raw else None
             if events:
                 marks = next(res)
-                view.duplicates = {
-                    e for e, hit in zip(events, marks, strict=True) if hit is not None
+                view.markers = {
+                    e: m.decode() for e, m in zip(events, marks, strict=True) if m is not None
                 }
             if parts:
                 for tp, off in zip(parts, next(res), strict=True):
@@ -157,7 +161,7 @@ class RedisState:
     async def commit_batch(
         self,
         users: Mapping[str, dict[str, Any]],
-        event_ids: Iterable[str],
+        markers: Mapping[str, str],
         offsets: Mapping[str, int],
         ttl: int,
         stats: BatchStats | None = None,
@@ -165,7 +169,7 @@ class RedisState:
         payload = {
             self.user_key(uid): json.dumps(s, separators=(",", ":")) for uid, s in users.items()
         }
-        events = list(event_ids)
+        events = dict(markers)
 
         async def call() -> None:
             # a handful of commands whatever the batch's size: MSET users, one script setting
@@ -174,7 +178,8 @@ class RedisState:
             if payload:
                 pipe.mset(payload)
             if events:
-                pipe.eval(_SET_MARKERS, len(events), *(self.event_key(e) for e in events), ttl)
+                keys = [self.event_key(e) for e in events]
+                pipe.eval(_SET_MARKERS, len(keys), *keys, ttl, *events.values())
             if offsets:
                 pipe.hset(self.offsets_key, mapping=dict(offsets))
             for name, n in (stats.counters() if stats else {}).items():

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -20,20 +21,31 @@ from models.base import Candidate, UserState
 from models.events import Event, ItemChange
 
 __all__ = [
+    "DLQ_MAX_BYTES",
     "DeadLetter",
     "EventType",
     "Interaction",
     "ItemEvent",
     "RecItem",
     "Recommendation",
+    "event_time_error",
 ]
 
 EventType = Literal["view", "click", "add_to_cart", "purchase", "like", "dislike", "rating"]
 
 
+#: Earliest event time accepted (1990-01-01T00:00:00Z): older stamps are unit mistakes.
+EARLIEST_EVENT_TIME = 631_152_000.0
+#: Largest dead-letter envelope sent (the producer's and the broker's default limit is 1 MiB;
+#: a margin stays for the record's headers and the batch framing).
+DLQ_MAX_BYTES = 900_000
+
+
 def _epoch_seconds(value: object) -> object:
     """ISO-8601 strings and epoch seconds (or milliseconds, when clearly so) -> float seconds."""
-    if value is None or isinstance(value, bool):
+    if isinstance(value, bool):
+        raise ValueError("must be epoch seconds or an ISO-8601 string, not a boolean")
+    if value is None:
         return value
     if isinstance(value, int | float):
         return float(value) / 1000.0 if value > 1e11 else float(value)
@@ -50,6 +62,26 @@ def _epoch_seconds(value: object) -> object:
             stamp = stamp.replace(tzinfo=UTC)
         return stamp.timestamp()
     return value
+
+
+def event_time_error(ts: float | None, *, arrival: float, max_skew: float) -> str | None:
+    """Why event time ``ts`` cannot be trusted against the broker's ``arrival`` time, or
+    ``None``: more than ``max_skew`` seconds ahead of arrival, or before 1990. One such event
+    would otherwise move every time-decayed model's clock.
+
+    >>> event_time_error(2e9, arrival=1.8e9, max_skew=86400.0)
+    'timestamp: 200000000 s ahead of its arrival at the broker (at most 86400 s allowed)'
+    """
+    if ts is None:
+        return None
+    if ts - arrival > max_skew:
+        return (
+            f"timestamp: {ts - arrival:.0f} s ahead of its arrival at the broker "
+            f"(at most {max_skew:.0f} s allowed)"
+        )
+    if ts < EARLIEST_EVENT_TIME:
+        return f"timestamp: {ts:.0f} is before 1990 (seconds, milliseconds or ISO-8601 expected)"
+    return None
 
 
 class Interaction(BaseModel):
@@ -165,11 +197,20 @@ class Recommendation(BaseModel):
         )
 
 
+def _as_text(data: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"
+
+
 class DeadLetter(BaseModel):
     """A record that could not be processed: the value on topic ``interactions.dlq``.
 
     ``raw`` holds the original bytes losslessly: as text when they are valid UTF-8
-    (``raw_encoding`` = "utf-8"), otherwise base64 (``raw_encoding`` = "base64").
+    (``raw_encoding`` = "utf-8"), otherwise base64 (``raw_encoding`` = "base64"); a record too
+    large for an envelope keeps its first bytes only (``raw_truncated``). ``tombstone`` marks a
+    record with no value (a null).
     """
 
     error: str
@@ -178,6 +219,10 @@ class DeadLetter(BaseModel):
     offset: int
     raw: str
     raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    raw_length: int = 0
+    raw_sha256: str = ""
+    raw_truncated: bool = False
+    tombstone: bool = False
     key: str | None = None
     failed_at: float = Field(default_factory=time.time)
 
@@ -190,21 +235,31 @@ class DeadLetter(BaseModel):
         partition: int,
         offset: int,
         key: bytes | None = None,
+        *,
+        max_bytes: int = DLQ_MAX_BYTES,
     ) -> DeadLetter:
+        """The envelope of one record. ``raw`` is cut (``raw_truncated``) when the envelope
+        would exceed ``max_bytes``; ``raw_length`` and ``raw_sha256`` always describe the whole
+        original, which stays in the source topic at ``partition``/``offset``."""
         data = raw or b""
-        try:
-            text, enc = data.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, enc = base64.b64encode(data).decode("ascii"), "base64"
-        return cls(
-            error=error,
+        dead = cls(
+            error=error[:2000],
             topic=topic,
             partition=partition,
             offset=offset,
-            raw=text,
-            raw_encoding=enc,  # type: ignore[arg-type]
-            key=key.decode("utf-8", "replace") if key is not None else None,
+            raw="",
+            raw_length=len(data),
+            raw_sha256=hashlib.sha256(data).hexdigest(),
+            tombstone=raw is None,
+            key=key[:1024].decode("utf-8", "replace") if key is not None else None,
         )
+        keep = len(data)
+        while True:
+            dead.raw, dead.raw_encoding = _as_text(data[:keep])
+            dead.raw_truncated = keep < len(data)
+            if keep == 0 or len(dead.model_dump_json()) <= max_bytes:
+                return dead
+            keep = keep * max_bytes // (2 * len(dead.model_dump_json())) if keep > 64 else 0
 
     def raw_bytes(self) -> bytes:
         """The original record value, byte for byte."""

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         4, ge=1, le=1024, description="Partitions of topics the worker creates (scale-out unit)."
     )
     k: int = Field(10, ge=1, le=1000, description="Items per published recommendation list.")
+    max_k: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Largest `k` that GET /recommendations/{user_id} accepts (a larger one is "
+        "a 400): a fresh ranking runs on the worker's event loop, so its cost is bounded.",
+    )
     thresholds: Annotated[tuple[int, ...], NoDecode] = Field(
         (1, 5, 20),
         description="Interaction counts at which a user moves from cold to warm, active and "
@@ -68,10 +75,19 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=60, description="Seconds an event_id is remembered for deduplication."
     )
     session_gap: float = Field(1800.0, gt=0, description="Idle seconds that end a session.")
+    max_skew: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds an event's timestamp may be ahead of its arrival at the broker; "
+        "further ahead (or before 1990) it goes to the dead-letter topic.",
+    )
     half_life: float = Field(
         24 * 3600.0, gt=0, description="Popularity half-life in seconds (event time)."
     )
     history: int = Field(500, ge=1, le=100_000, description="Distinct items kept per user.")
+    max_backoff: float = Field(
+        5.0, gt=0, le=300, description="Longest wait (seconds) between retries of a failed batch."
+    )
     checkpoint_interval: float = Field(
         10.0, gt=0, description="Seconds between model checkpoints to Redis."
     )

@@ -21,6 +21,7 @@ class WorkerContext(Protocol):
     metrics: LiveMetrics
     started_at: float
     last_batch_at: float | None
+    stuck: str | None  # why the worker cannot get past its batch now (None: it can)
 
     @property
     def engine(self) -> HybridRecommender:

@@ -11,6 +11,8 @@ delivered, the batch's Redis effects are committed, the lists are published, and
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import tempfile
 import time
 
@@ -26,10 +28,17 @@ from streams.serving.metrics import LiveMetrics
 from streams.serving.views import register_views
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
-from streams.worker.processor import BatchProcessor, Record, validation_error_text
+from streams.worker.processor import (
+    BatchOutcome,
+    BatchProcessor,
+    Record,
+    validation_error_text,
+)
 from streams.worker.transport import Transport
 
 __all__ = ["WorkerRuntime", "create_app"]
+
+log = logging.getLogger(__name__)
 
 
 class WorkerRuntime:
@@ -46,6 +55,8 @@ class WorkerRuntime:
         self.metrics = LiveMetrics()
         self.started_at = time.time()
         self.last_batch_at: float | None = None
+        #: why the interactions agent cannot get past its batch right now (None: it can)
+        self.stuck: str | None = None
 
     @property
     def engine(self) -> HybridRecommender:
@@ -115,6 +126,35 @@ def create_app(settings: Settings) -> faust.App:
         ]
         await asyncio.gather(*futures)  # delivered before the offsets are recorded
 
+    async def apply_batch(records: list[Record]) -> BatchOutcome:
+        """Process, dead-letter, commit to Redis and publish one batch. Any failure (a Redis
+        command refused, a producer error, a model raising outside an event) retries the
+        whole batch with backoff, and Kafka's offset stays behind it meanwhile: no record is
+        passed over that is neither applied nor dead-lettered. A retried batch is not learned
+        twice (the models record what they hold) nor counted twice (Redis holds its markers)."""
+        delay = 0.1
+        while True:
+            try:
+                out = await rt.processor.process(records)
+                if out.dead:
+                    await send_dead(out.dead)
+                await rt.processor.commit(out)
+                for rec in out.recommendations:
+                    await recommendations.send(
+                        key=rec.user_id.encode(), value=rec.model_dump_json().encode()
+                    )
+                if rt.stuck is not None:
+                    log.warning("batch applied after a retry: %s cleared", rt.stuck)
+                rt.stuck = None
+                return out
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                rt.stuck = f"batch at {records[0].partition}:{records[0].offset} failed: {exc!r}"
+                log.exception("batch failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(settings.max_backoff, delay * 2)
+
     @app.agent(interactions, concurrency=1)
     async def process_interactions(stream: faust.StreamT) -> None:
         await rt.models.restore()
@@ -130,14 +170,7 @@ def create_app(settings: Settings) -> faust.App:
                     )
                     for e in batch
                 ]
-                out = await rt.processor.process(records)
-                if out.dead:
-                    await send_dead(out.dead)
-                await rt.processor.commit(out)
-                for rec in out.recommendations:
-                    await recommendations.send(
-                        key=rec.user_id.encode(), value=rec.model_dump_json().encode()
-                    )
+                out = await apply_batch(records)
                 rt.last_batch_at = time.time()
                 rt.metrics.record_batch(out.stats, out.recommendations, out.dead, rt.last_batch_at)
                 await rt.models.maybe_checkpoint(app.consumer.commit)

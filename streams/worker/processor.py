@@ -5,12 +5,18 @@ plain records. No model maths here: the hybrid (``models/``) learns and ranks; R
 live in ``state/``.
 
 Delivery rules (see DESIGN.md, "Guarantees"):
-- a record whose offset is at or below the partition's applied offset in Redis was applied
-  before a crash: it changes nothing (its user still gets a fresh list);
-- an ``event_id`` already in Redis, or twice in one batch, changes nothing;
-- a record that fails validation or processing becomes a :class:`DeadLetter`; the caller
-  must deliver dead letters *before* :meth:`BatchProcessor.commit` records the offsets;
-- the batch's user states, event ids and offsets are written in one MULTI/EXEC.
+- a record whose offset is at or below the partition's applied offset in Redis was handled
+  before a crash: it changes nothing (its user still gets a fresh list); models restored from
+  an older checkpoint learn it only if it was applied then (its dedup marker names its place
+  in the log), never a record that was a duplicate;
+- an event already applied (its ``event_id`` for its user, or an id-less record's place in
+  the log), or twice in one batch, changes nothing;
+- a record that fails validation, has a null value (tombstone), an event time more than
+  ``max_skew`` ahead of its arrival or before 1990, or fails processing becomes a
+  :class:`DeadLetter`; the caller must deliver dead letters *before* :meth:`commit`;
+- the models record each record they learn at once (:meth:`ModelOwner.advance`), so a batch
+  retried after a failed Redis write or publish is not learned twice;
+- the batch's user states, dedup markers and offsets are written in one MULTI/EXEC.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from models.events import apply_event, learn_event
 from models.hybrid import HybridRecommender
 from state.stats import BatchStats
 from state.store import BatchView, RedisState, user_state
-from streams.schemas import DeadLetter, Interaction, Recommendation
+from streams.schemas import DeadLetter, Interaction, Recommendation, event_time_error
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
 
@@ -50,26 +56,40 @@ class Record:
 @dataclass
 class BatchOutcome:
     """What :meth:`BatchProcessor.process` decided for one batch; :meth:`BatchProcessor.commit`
-    writes it. ``users`` are the states to write, ``event_ids`` the ids applied (dedup
-    markers), ``offsets`` the newest offset seen per partition, ``applied`` those that move a
-    partition's applied offset forward."""
+    writes it. ``users`` are the states to write, ``markers`` the dedup keys of the events
+    applied with where each sits in the log, ``offsets`` the newest offset seen per
+    partition, ``applied`` those that move a partition's applied offset forward."""
 
     dead: list[DeadLetter] = field(default_factory=list)
     recommendations: list[Recommendation] = field(default_factory=list)
     stats: BatchStats = field(default_factory=BatchStats)
     users: dict[str, UserState] = field(default_factory=dict)
-    event_ids: list[str] = field(default_factory=list)
+    markers: dict[str, str] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     applied: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class _Valid:
-    """A record that parsed: its interaction and its event id (explicit or implicit)."""
+    """A record that parsed: its interaction, its event id (explicit, or implicit: its
+    ``topic:partition:offset``), its dedup key and where it sits in the log."""
 
     record: Record
     interaction: Interaction
     event_id: str
+    dedup: str
+    origin: str
+
+
+def dedup_key(user_id: str, event_id: str | None, origin: str) -> str:
+    """The key an event is deduplicated by: an explicit ``event_id`` per user (``e:``, the
+    user id length-prefixed so no two pairs collide); an id-less record by its place in the
+    log (``o:``), a namespace no explicit id can reach.
+
+    >>> dedup_key("u1", "evt-9", "interactions:0:5"), dedup_key("u1", None, "interactions:0:5")
+    ('e:2:u1:evt-9', 'o:interactions:0:5')
+    """
+    return f"e:{len(user_id)}:{user_id}:{event_id}" if event_id is not None else f"o:{origin}"
 
 
 def validation_error_text(exc: ValidationError) -> str:
@@ -105,7 +125,7 @@ class BatchProcessor:
         out = BatchOutcome(stats=BatchStats(batches=1))
         valid = self._parse(records, out)
         view = await self.store.load_batch(
-            {v.interaction.user_id for v in valid}, {v.event_id for v in valid}, out.offsets
+            {v.interaction.user_id for v in valid}, {v.dedup for v in valid}, out.offsets
         )
         # Records at or below the applied offset were handled before a crash: DLQ included.
         out.dead = [d for d in out.dead if d.offset > view.applied.get(self.tp(d.partition), -1)]
@@ -123,16 +143,31 @@ class BatchProcessor:
         return out
 
     def _parse(self, records: Sequence[Record], out: BatchOutcome) -> list[_Valid]:
+        """The records that are valid interactions with a trustworthy time; the others become
+        dead letters (a null value as a tombstone)."""
         valid = []
+        now = time.time()
         for rec in records:
             tp = self.tp(rec.partition)
             out.offsets[tp] = max(out.offsets.get(tp, -1), rec.offset)
+            if rec.value is None:
+                out.dead.append(self._dead(rec, "tombstone: the record has no value (null)"))
+                continue
             try:
-                ev = Interaction.model_validate_json(rec.value or b"")
+                ev = Interaction.model_validate_json(rec.value)
             except ValidationError as exc:
                 out.dead.append(self._dead(rec, validation_error_text(exc)))
                 continue
-            valid.append(_Valid(rec, ev, ev.event_id or f"{tp}:{rec.offset}"))
+            arrival = rec.timestamp or now
+            late = event_time_error(ev.timestamp, arrival=arrival, max_skew=self.settings.max_skew)
+            if late is not None:
+                out.dead.append(self._dead(rec, late))
+                continue
+            if rec.key is not None and rec.key != ev.user_id.encode():
+                out.stats.odd_keys += 1  # processed under its user_id all the same
+            origin = f"{tp}:{rec.offset}"
+            dedup = dedup_key(ev.user_id, ev.event_id, origin)
+            valid.append(_Valid(rec, ev, ev.event_id or origin, dedup, origin))
         return valid
 
     def _apply(
@@ -140,48 +175,53 @@ class BatchProcessor:
     ) -> dict[str, tuple[str, float | None]]:
         """Apply each new event to its user and the models; returns, per touched user, the
         event id and arrival time of their newest event."""
-        seen_ids = set(view.duplicates)
+        seen = set(view.markers)
         relearned: set[str] = set()
         newest: dict[str, tuple[str, float | None]] = {}
         now = time.time()
         for v in valid:
-            rec, eid, tp = v.record, v.event_id, self.tp(v.record.partition)
+            rec, tp = v.record, self.tp(v.record.partition)
             user = out.users[v.interaction.user_id]
             event = v.interaction.to_event(rec.timestamp or now)
-            learned = self.models.holds(tp, rec.offset)
-            below = rec.offset <= view.applied.get(tp, -1)
-            if below and eid not in view.duplicates:
-                # Below the applied offset yet never applied (a record's event id is written
+            marker = view.markers.get(v.dedup)  # where this event was applied, if it was
+            if rec.offset <= view.applied.get(tp, -1):
+                if marker is not None:
+                    # Handled before a crash. Applied here (not a duplicate then)? The models,
+                    # restored from an older checkpoint, may lack it: their context is the
+                    # user's current state. A duplicate then is nothing to learn now.
+                    if marker == v.origin and v.dedup not in relearned:
+                        if not self.models.holds(tp, rec.offset):
+                            learn_event(self.engine, user, event)
+                        self.models.advance({tp: rec.offset})
+                    relearned.add(v.dedup)
+                    out.stats.replayed += 1
+                    newest[user.user_id] = (v.event_id, rec.timestamp)
+                    continue
+                # Below the applied offset yet never applied (an event's marker is written
                 # with its offset, atomically): the log was recreated (new topic, in-memory
                 # broker restarted) while Redis kept its offsets. A new record: process it.
                 out.stats.relogged += 1
-                learned = below = False
-            if below:
-                # Applied to Redis before a crash; the models (restored from an older
-                # checkpoint) may still lack it. Their context is the user's current state.
-                if not learned and eid not in relearned:
-                    learn_event(self.engine, user, event)
-                relearned.add(eid)
-                out.stats.replayed += 1
-                newest[user.user_id] = (eid, rec.timestamp)
-                continue
-            if eid in seen_ids:
+            if v.dedup in seen:
                 out.stats.duplicates += 1
                 continue
-            seen_ids.add(eid)
+            seen.add(v.dedup)
             phase = self.engine.phase(user).name
+            learn = not self.models.holds(tp, rec.offset)
             try:
                 hit = apply_event(
-                    self.engine, user, event, idle_gap=self.settings.session_gap, learn=not learned
+                    self.engine, user, event, idle_gap=self.settings.session_gap, learn=learn
                 )
             except Exception as exc:  # one bad event must not stop the stream
                 log.exception("event at %s:%s failed", tp, rec.offset)
                 out.dead.append(self._dead(rec, f"processing failed: {exc!r}"))
                 out.stats.dead += 1
                 continue
+            # the models hold it now, whatever becomes of this batch's Redis write: a retried
+            # batch must not teach them the same record twice
+            self.models.advance({tp: rec.offset})
             out.stats.count_event(phase, hit)
-            out.event_ids.append(eid)
-            newest[user.user_id] = (eid, rec.timestamp)
+            out.markers[v.dedup] = v.origin
+            newest[user.user_id] = (v.event_id, rec.timestamp)
         return newest
 
     def _recommend(self, newest: dict[str, tuple[str, float | None]], out: BatchOutcome) -> None:
@@ -206,7 +246,7 @@ class BatchProcessor:
         """Write the batch's effects atomically. Call after dead letters are delivered."""
         await self.store.commit_batch(
             {uid: u.to_dict() for uid, u in out.users.items()},
-            out.event_ids,
+            out.markers,
             out.applied,
             self.settings.dedup_ttl,
             out.stats,
