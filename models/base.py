@@ -16,16 +16,21 @@ updates it in memory.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "EVENT_WEIGHTS",
     "Candidate",
+    "ItemScorer",
+    "RatingPredictor",
     "Recommender",
+    "TrendingSource",
     "UserState",
+    "can",
     "interaction_weight",
 ]
 
@@ -201,3 +206,43 @@ class Recommender(abc.ABC):
         tags: Collection[str] = (),
     ) -> None:
         """Learn an item's metadata from the catalogue. Models that do not use it, ignore it."""
+
+
+# -- capabilities: what some sources offer beyond Recommender, found by method, never by name --
+
+
+@runtime_checkable
+class RatingPredictor(Protocol):
+    """A source that predicts a user's explicit rating of an item (e.g. :class:`RatingMF
+    <models.rating_mf.RatingMF>`), read-only: it creates no state for unknown ids."""
+
+    def predict_rating(self, user_id: str, item_id: str) -> float: ...
+
+
+@runtime_checkable
+class ItemScorer(Protocol):
+    """A source with a score per item, independent of the user (e.g. decayed popularity)."""
+
+    def score(self, item_id: str) -> float: ...
+
+
+@runtime_checkable
+class TrendingSource(Protocol):
+    """A source that lists the items trending now, with their scores."""
+
+    def trending(self, n: int = 10) -> list[tuple[str, float]]: ...
+
+
+def can(model: object, capability: type) -> bool:
+    """Whether ``model``'s class offers ``capability`` (a protocol above), decided once per
+    class (``isinstance`` on a runtime protocol inspects the object on every call).
+
+    >>> can(UserState("u"), RatingPredictor), can(UserState("u"), UserState)
+    (False, True)
+    """
+    return _class_can(type(model), capability)
+
+
+@functools.cache
+def _class_can(cls: type, capability: type) -> bool:
+    return issubclass(cls, capability)

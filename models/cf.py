@@ -9,8 +9,8 @@ damped by a shrinkage term for pairs seen only a few times. Each item keeps at m
 grows with the catalogue, never with its square. Recommending gathers the neighbour lists of
 the user's recent items into numpy arrays and sums them there, never looping over the
 catalogue. With ``half_life`` set, counts decay with the forward-decay trick (see
-:mod:`models.popularity`), which leaves similarities unchanged unless the balance of evidence
-changes; evidence that has decayed to nothing is dropped.
+:func:`models.common.forward_boost`), which leaves similarities unchanged unless the balance
+of evidence changes; evidence that has decayed to nothing is dropped.
 
 >>> from models.base import UserState
 >>> cf = ItemCooccurrence()
@@ -30,17 +30,23 @@ changes; evidence that has decayed to nothing is dropped.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 
 import numpy as np
 
 from models.base import Candidate, Recommender, UserState
+from models.common import (
+    FLOOR,
+    MAX_WEIGHT,
+    add_row,
+    decayed_counts,
+    forward_boost,
+    grown,
+    positive_evidence,
+    top_rows,
+)
 
 __all__ = ["ItemCooccurrence"]
-
-_MAX_WEIGHT = 10.0  # one event never counts more than this, whatever the caller passes
-_FLOOR = 1e-12  # decayed evidence below this (one event now weighs 1) is dropped on rescale
 
 
 class ItemCooccurrence(Recommender):
@@ -97,29 +103,23 @@ class ItemCooccurrence(Recommender):
     def _idx(self, item_id: str) -> int:
         idx = self._index.get(item_id)
         if idx is None:
-            idx = self._index[item_id] = len(self._items)
-            self._items.append(item_id)
+            idx = add_row(self._index, self._items, item_id)
             self._co.append({})
-            if idx >= len(self._n):
-                self._n = np.concatenate([self._n, np.zeros_like(self._n)])
+            self._n = grown(self._n, idx)
         return idx
 
     def _boost(self, ts: float) -> float:
         if self.half_life is None:
             return 1.0
-        if self._t0 is None:
-            self._t0 = ts
-        exponent = (ts - self._t0) / self.half_life
-        if exponent > 60:  # rescale everything before floats overflow; ratios are unchanged
-            factor = 2.0 ** (-exponent)  # evidence decayed below _FLOOR is forgotten
-            self._n *= factor
-            self._n[self._n < _FLOOR] = 0.0
-            self._co = [
-                {j: c * factor for j, c in row.items() if c * factor > _FLOOR} for row in self._co
-            ]
-            self._t0, exponent, self._scale = ts, 0.0, 1.0
-        self._scale = max(self._scale, 2.0**exponent)
-        return float(2.0 ** max(exponent, -60.0))
+        boost, self._t0 = forward_boost(self._t0, ts, self.half_life, self._rescale)
+        self._scale = max(self._scale, boost)
+        return boost
+
+    def _rescale(self, factor: float) -> None:
+        self._n *= factor  # evidence decayed below FLOOR is forgotten
+        self._n[self._n < FLOOR] = 0.0
+        self._co = [decayed_counts(row, factor) for row in self._co]
+        self._scale = 1.0
 
     def learn_one(
         self,
@@ -130,9 +130,9 @@ class ItemCooccurrence(Recommender):
         weight: float = 1.0,
         value: float | None = None,
     ) -> None:
-        if not (math.isfinite(weight) and weight > 0 and math.isfinite(ts)):
+        if not positive_evidence(weight, ts):
             return  # dislikes and garbage carry no co-occurrence evidence
-        w = min(weight, _MAX_WEIGHT) * self._boost(ts)
+        w = min(weight, MAX_WEIGHT) * self._boost(ts)
         i = self._idx(item_id)
         self._n[i] += w
         row = self._co[i]
@@ -218,9 +218,7 @@ class ItemCooccurrence(Recommender):
         if banned:
             scores[np.isin(cand, banned)] = 0.0
         scores[~np.isfinite(scores)] = 0.0
-        m = min(k, len(scores))
-        top = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
-        top = top[np.lexsort((cand[top], -scores[top]))]
+        top = top_rows(scores, k)  # cand is sorted: ties go to the lower item index
         top = top[scores[top] > 0]
         # because: the (up to) two user items contributing most to each chosen candidate,
         # ties to the first by name; one sort over the chosen candidates' entries

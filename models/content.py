@@ -33,6 +33,7 @@ from collections.abc import Collection, Iterable
 import numpy as np
 
 from models.base import Candidate, Recommender, UserState
+from models.common import add_row, ban, drop_row, grown, live_rows, top_rows
 
 __all__ = ["STOPWORDS", "ContentModel", "tokenize"]
 
@@ -147,12 +148,9 @@ class ContentModel(Recommender):
         for f in vec:
             self._df[f] = self._df.get(f, 0) + 1
         self._vectors[item_id] = vec
-        row = len(self._row_items)
-        if row >= len(self._alive):
-            self._alive = np.concatenate([self._alive, np.zeros_like(self._alive)])
+        row = add_row(self._row, self._row_items, item_id)
+        self._alive = grown(self._alive, row)
         self._alive[row] = True
-        self._row[item_id] = row
-        self._row_items.append(item_id)
         for f, w in vec.items():
             if f not in self._post_rows:
                 self._post_rows[f] = array("i")
@@ -171,22 +169,18 @@ class ContentModel(Recommender):
                 self._df[f] = left
             else:
                 self._df.pop(f, None)
-        row = self._row.pop(item_id)
-        self._alive[row] = False
-        self._row_items[row] = None
+        drop_row(self._row, self._row_items, self._alive, item_id)
         self._dead += 1
         if self._dead > max(1024, len(self._vectors)):
             self._compact()
 
     def _compact(self) -> None:
         """Renumber live rows and rebuild posting lists without dead rows."""
-        items = [i for i in self._row_items if i is not None]
-        self._row = {item: r for r, item in enumerate(items)}
-        self._row_items = list(items)
-        self._alive = np.zeros(max(1024, 2 * len(items)), dtype=bool)
-        self._alive[: len(items)] = True
+        _, self._row_items, self._row = live_rows(self._row_items)
+        self._alive = np.zeros(max(1024, 2 * len(self._row)), dtype=bool)
+        self._alive[: len(self._row)] = True
         self._post_rows, self._post_vals = {}, {}
-        for item in items:
+        for item in self._row:
             for f, w in self._vectors[item].items():
                 self._post_rows.setdefault(f, array("i")).append(self._row[item])
                 self._post_vals.setdefault(f, array("f")).append(w)
@@ -247,15 +241,11 @@ class ContentModel(Recommender):
         if k <= 0 or not query or not self._vectors:
             return []
         scores = self._scores(query)
-        for item in exclude:
-            row = self._row.get(item)
-            if row is not None:
-                scores[row] = 0.0
+        ban(scores, self._row, exclude, 0.0)
         m = min(k, int(np.count_nonzero(scores > 0)))
         if m == 0:
             return []
-        part = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
-        order = part[np.argsort(-scores[part], kind="stable")]
+        order = top_rows(scores, m, ties="partition")
         # "because": the strongest query features the item shares (only those can score)
         strongest = heapq.nlargest(self.query_features, query.items(), key=lambda kv: kv[1])
         out = []

@@ -40,6 +40,7 @@ import numpy as np
 
 from models.base import Candidate, UserState
 from models.cf import ItemCooccurrence
+from models.common import top_rows
 
 __all__ = ["ItemEASE", "solve_ease"]
 
@@ -204,9 +205,7 @@ class ItemEASE(ItemCooccurrence):
         scores = parts.sum(axis=0)
         banned = [self._row_of.get(self._index.get(x, -1)) for x in exclude]
         scores[[r for r in banned if r is not None]] = 0.0
-        m = min(k, len(scores))
-        top = np.argpartition(-scores, m - 1)[:m] if m < len(scores) else np.arange(m)
-        top = top[np.lexsort((top, -scores[top]))]
+        top = top_rows(scores, k)
         out = []
         for t in top:
             if not scores[t] > 0:

@@ -1,58 +1,39 @@
-"""The worker's model line-up, in one place (the worker and the evaluation share it).
+"""The worker's model line-up and the evaluation's rows, built from :mod:`models.registry`.
 
 >>> engine = default_hybrid(thresholds=(1, 5, 20))
 >>> sorted(engine.sources)
 ['cf', 'cohort', 'content', 'ease', 'mf', 'popularity', 'rating', 'seq', 'session', 'sknn']
->>> engine.policy.names
-['cold', 'warm', 'active', 'established']
+>>> engine.policy.names, engine.fallback
+(['cold', 'warm', 'active', 'established'], 'popularity')
 >>> build_row("cf").policy.names
 ['all']
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from models import registry
 from models.base import Recommender
-from models.cf import ItemCooccurrence
-from models.content import ContentModel
-from models.ease import ItemEASE
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
-from models.mf import ImplicitMF, RatingMF
-from models.popularity import CohortPopularity, DecayedPopularity
-from models.sequence import NextItemSoftmax
-from models.session import SessionKNN, TransitionModel
 
 __all__ = ["ROWS", "SOURCES", "build_row", "default_hybrid", "make_sources"]
 
+
+def _constructor(spec: registry.SourceSpec) -> Callable[[float, int, tuple[int, ...]], Recommender]:
+    return lambda half_life, seed, stages: spec.build(
+        half_life=half_life, seed=seed, thresholds=stages
+    )
+
+
 #: name -> constructor of every candidate source recstream ships, from
-#: ``(half_life, seed, thresholds)``.
+#: ``(half_life, seed, thresholds)`` (the registry's entries, in line-up order).
 SOURCES: dict[str, Callable[[float, int, tuple[int, ...]], Recommender]] = {
-    "popularity": lambda half_life, seed, stages: DecayedPopularity(half_life=half_life),
-    "cohort": lambda half_life, seed, stages: CohortPopularity(stages=stages),
-    "content": lambda half_life, seed, stages: ContentModel(),
-    "session": lambda half_life, seed, stages: TransitionModel(),
-    "sknn": lambda half_life, seed, stages: SessionKNN(),
-    "cf": lambda half_life, seed, stages: ItemCooccurrence(),
-    "ease": lambda half_life, seed, stages: ItemEASE(),
-    "mf": lambda half_life, seed, stages: ImplicitMF(seed=seed),
-    "seq": lambda half_life, seed, stages: NextItemSoftmax(seed=seed),
-    "rating": lambda half_life, seed, stages: RatingMF(seed=seed),
+    spec.name: _constructor(spec) for spec in registry.SPECS
 }
 
-#: Rows of ``recstream evaluate`` by default: every single source, then the hybrid.
-ROWS: tuple[str, ...] = (
-    "popularity",
-    "cohort",
-    "content",
-    "session",
-    "sknn",
-    "cf",
-    "ease",
-    "mf",
-    "seq",
-    "hybrid",
-)
+#: Rows of ``recstream evaluate`` by default: every ranking source, then the hybrid.
+ROWS: tuple[str, ...] = (*registry.ranked(), "hybrid")
 
 
 def make_sources(
@@ -63,11 +44,18 @@ def make_sources(
     thresholds: Sequence[int] = (1, 5, 20),
 ) -> dict[str, Recommender]:
     """The named sources; ``thresholds`` (the switching policy's) group users into cohorts."""
-    unknown = set(names) - set(SOURCES)
+    unknown = set(names) - set(registry.REGISTRY)
     if unknown:
-        raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {sorted(SOURCES)}")
-    stages = tuple(thresholds)
-    return {name: SOURCES[name](half_life, seed, stages) for name in names}
+        raise ValueError(f"unknown model(s) {sorted(unknown)}; known: {sorted(registry.REGISTRY)}")
+    return {
+        name: registry.REGISTRY[name].build(half_life=half_life, seed=seed, thresholds=thresholds)
+        for name in names
+    }
+
+
+def _hybrid(sources: Mapping[str, Recommender], policy: SwitchingPolicy) -> HybridRecommender:
+    fallback = registry.fallback()
+    return HybridRecommender(sources, policy, fallback=fallback if fallback in sources else None)
 
 
 def default_hybrid(
@@ -77,8 +65,10 @@ def default_hybrid(
     seed: int = 42,
 ) -> HybridRecommender:
     """Every source recstream ships, behind the switching policy with ``thresholds``."""
-    sources = make_sources(list(SOURCES), half_life=half_life, seed=seed, thresholds=thresholds)
-    return HybridRecommender(sources, SwitchingPolicy.from_thresholds(thresholds))
+    sources = make_sources(
+        list(registry.REGISTRY), half_life=half_life, seed=seed, thresholds=thresholds
+    )
+    return _hybrid(sources, SwitchingPolicy.from_thresholds(thresholds))
 
 
 def build_row(
@@ -92,4 +82,4 @@ def build_row(
     if name == "hybrid":
         return default_hybrid(thresholds=thresholds, half_life=half_life, seed=seed)
     sources = make_sources([name], half_life=half_life, seed=seed, thresholds=thresholds)
-    return HybridRecommender(sources, SwitchingPolicy([Phase("all", 0, {name: 1.0})]))
+    return _hybrid(sources, SwitchingPolicy([Phase("all", 0, {name: 1.0})]))

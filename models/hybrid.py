@@ -7,13 +7,15 @@ cascade: every weighted source proposes candidates, scores are normalised per so
 item keeps the sources that put it there and the user's items that led to it.
 
 >>> from models.popularity import DecayedPopularity
->>> hybrid = HybridRecommender({"popularity": DecayedPopularity()})
+>>> hybrid = HybridRecommender({"popularity": DecayedPopularity()}, fallback="popularity")
 >>> u = UserState("u1")
 >>> for user_id, item in [("a", "x"), ("b", "x"), ("c", "y")]:
 ...     hybrid.learn_one(UserState(user_id), item, ts=0.0)
 >>> recs = hybrid.recommend(u, k=2)
 >>> [(c.item_id, c.sources) for c in recs], hybrid.policy.phase_for(u.interactions).name
 ([('x', ['popularity']), ('y', ['popularity'])], 'cold')
+>>> hybrid.popularity("x"), hybrid.trending(1), hybrid.predict_rating("u1", "x")
+(2.0, [('x', 2.0)], None)
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from models.base import Candidate, Recommender, UserState
+from models import registry
+from models.base import (
+    Candidate,
+    ItemScorer,
+    RatingPredictor,
+    Recommender,
+    TrendingSource,
+    UserState,
+    can,
+)
 
 __all__ = ["DEFAULT_PHASES", "HybridRecommender", "Phase", "SwitchingPolicy"]
 
@@ -36,47 +47,10 @@ class Phase:
     weights: Mapping[str, float] = field(default_factory=dict)
 
 
-#: Defaults, chosen by measurement (scripts/tune_hybrid.py, docs/EVALUATION.md): a user's first
-#: event is served what other newcomers picked first (cohort popularity); then the
-#: neighbourhood sources lead (item co-occurrence CF and session-kNN, with transitions, the
-#: next-item softmax and a little of what users at the same stage pick); from 5 interactions
-#: on, CF and the next-item softmax lead with EASE, and for established users CF, EASE and the
-#: softmax weigh the same. Content has little weight on ratings data (genres only) but keeps a
-#: voice where it helped. Sources a deployment lacks are skipped; popularity fills any list
-#: left short.
-DEFAULT_PHASES: tuple[Phase, ...] = (
-    Phase("cold", 0, {"cohort": 1.0}),
-    Phase(
-        "warm",
-        1,
-        {"sknn": 1.0, "cf": 1.0, "session": 1.0, "seq": 0.5, "ease": 0.2, "mf": 0.1, "cohort": 0.1},
-    ),
-    Phase(
-        "active",
-        5,
-        {
-            "cf": 1.0,
-            "seq": 1.0,
-            "ease": 0.5,
-            "sknn": 0.5,
-            "session": 0.5,
-            "mf": 0.1,
-            "content": 0.1,
-        },
-    ),
-    Phase(
-        "established",
-        20,
-        {
-            "cf": 1.0,
-            "ease": 1.0,
-            "seq": 1.0,
-            "sknn": 0.1,
-            "session": 0.1,
-            "mf": 0.1,
-            "content": 0.05,
-        },
-    ),
+#: The default phases, from the source registry (:mod:`models.registry`, where the weights are
+#: explained): cold, warm, active, established, from 0, 1, 5 and 20 interactions.
+DEFAULT_PHASES: tuple[Phase, ...] = tuple(
+    Phase(name, start, weights) for name, start, weights in registry.phase_table()
 )
 
 
@@ -129,22 +103,30 @@ class HybridRecommender(Recommender):
     """Cascade of sources, blended by the user's phase; every source learns every event.
 
     Parameters:
-        sources: name -> model. ``popularity`` should be among them: it backs every phase.
+        sources: name -> model.
         policy: the switching policy (default thresholds 1, 5, 20).
         candidates_per_source: how many candidates each source proposes before re-ranking.
+        fallback: the source (among ``sources``) that serves a phase weighing none of them,
+            fills a list left short, and answers :meth:`popularity` and :meth:`trending`;
+            by default the registry's (``role="fallback"``), ``None`` for none.
     """
 
     name = "hybrid"
+    #: What a hybrid pickled before the fallback was configurable used (its checkpoint lacks
+    #: the attribute): the registry's fallback, as the constructor's default.
+    fallback: str | None = registry.fallback()
 
     def __init__(
         self,
         sources: Mapping[str, Recommender],
         policy: SwitchingPolicy | None = None,
         candidates_per_source: int = 50,
+        fallback: str | None = registry.fallback(),
     ) -> None:
         self.sources = dict(sources)
         self.policy = policy or SwitchingPolicy()
         self.candidates_per_source = candidates_per_source
+        self.fallback = fallback
         self.deleted: set[str] = set()
 
     def learn_one(
@@ -183,7 +165,7 @@ class HybridRecommender(Recommender):
         checkpoint lacks starts as ``current``'s fresh model; one no longer used is dropped).
 
         >>> from models.popularity import DecayedPopularity
-        >>> from models.session import TransitionModel
+        >>> from models.transitions import TransitionModel
         >>> old = HybridRecommender({"popularity": DecayedPopularity()})
         >>> new = HybridRecommender({"popularity": DecayedPopularity(), "new": TransitionModel()})
         >>> engine = old.reconfigured(new)
@@ -193,10 +175,33 @@ class HybridRecommender(Recommender):
         self.sources = {n: self.sources.get(n, fresh) for n, fresh in current.sources.items()}
         self.policy = current.policy
         self.candidates_per_source = current.candidates_per_source
+        self.fallback = current.fallback
         return self
 
     def phase(self, user: UserState) -> Phase:
         return self.policy.phase_for(user.interactions)
+
+    def _fallback(self) -> Recommender | None:
+        return self.sources.get(self.fallback) if self.fallback is not None else None
+
+    def popularity(self, item_id: str) -> float | None:
+        """The fallback source's score of ``item_id`` (None if it has none that scores items)."""
+        source = self._fallback()
+        return source.score(item_id) if can(source, ItemScorer) else None
+
+    def trending(self, n: int = 10) -> list[tuple[str, float]]:
+        """The fallback source's ``n`` trending items with their scores ([] if it lists none)."""
+        source = self._fallback()
+        return source.trending(n) if can(source, TrendingSource) else []
+
+    def predict_rating(self, user_id: str, item_id: str) -> float | None:
+        """The rating of the first source that predicts ratings (None if none does)."""
+        for source in self.sources.values():
+            if can(source, RatingPredictor):
+                predicted = source.predict_rating(user_id, item_id)
+                if predicted is not None:
+                    return predicted
+        return None
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
@@ -206,8 +211,9 @@ class HybridRecommender(Recommender):
             for name, w in self.phase(user).weights.items()
             if w > 0 and name in self.sources
         }
-        if not weights and "popularity" in self.sources:
-            weights = {"popularity": 1.0}
+        fallback = self.fallback if self.fallback in self.sources else None
+        if not weights and fallback is not None:
+            weights = {fallback: 1.0}
         n = max(k, self.candidates_per_source)
         if self.deleted:
             exclude = set(exclude) | self.deleted
@@ -229,8 +235,8 @@ class HybridRecommender(Recommender):
                     got.sources.append(name)
                     got.because.extend(b for b in cand.because if b not in got.because)
         ranked = sorted(blended.values(), key=lambda c: (-c.score, c.item_id))[:k]
-        if len(ranked) < k and "popularity" in self.sources and "popularity" not in weights:
+        if len(ranked) < k and fallback is not None and fallback not in weights:
             have = set(exclude) | {c.item_id for c in ranked}
-            for cand in self.sources["popularity"].recommend(user, k=k - len(ranked), exclude=have):
-                ranked.append(Candidate(cand.item_id, 0.0, ["popularity"]))
+            for cand in self.sources[fallback].recommend(user, k=k - len(ranked), exclude=have):
+                ranked.append(Candidate(cand.item_id, 0.0, [fallback]))
         return ranked

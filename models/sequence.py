@@ -41,6 +41,7 @@ from collections.abc import Collection
 import numpy as np
 
 from models.base import Candidate, Recommender, UserState
+from models.common import add_row, grown, top_servable
 
 __all__ = ["NextItemSoftmax"]
 
@@ -94,6 +95,7 @@ class NextItemSoftmax(Recommender):
         self.n_negatives = n_negatives
         self.recent_share = recent_share
         self.init_scale = init_scale
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._row: dict[str, int] = {}
         self._items: list[str] = []
@@ -128,30 +130,15 @@ class NextItemSoftmax(Recommender):
         row = self._row.get(item_id)
         if row is not None:
             return row
-        row = len(self._items)
-        if row >= len(self._b):
-            self._grow()
+        row = add_row(self._row, self._items, item_id)
+        self._E, self._W, self._b = grown(self._E, row), grown(self._W, row), grown(self._b, row)
+        self._gE, self._gW = grown(self._gE, row, fill=_EPS), grown(self._gW, row, fill=_EPS)
+        self._gb, self._alive = grown(self._gb, row, fill=_EPS), grown(self._alive, row)
         d = self.n_factors
         self._E[row] = self._rng.normal(0.0, self.init_scale, d)
         self._W[row] = self._rng.normal(0.0, self.init_scale, d)
         self._alive[row] = True
-        self._row[item_id] = row
-        self._items.append(item_id)
         return row
-
-    def _grow(self) -> None:
-        cap = len(self._b)
-
-        def more(a: np.ndarray, fill: float) -> np.ndarray:
-            return np.concatenate([a, np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)])
-
-        self._E, self._W, self._b = more(self._E, 0.0), more(self._W, 0.0), more(self._b, 0.0)
-        self._gE, self._gW, self._gb = (
-            more(self._gE, _EPS),
-            more(self._gW, _EPS),
-            more(self._gb, _EPS),
-        )
-        self._alive = np.concatenate([self._alive, np.zeros(cap, dtype=bool)])
 
     def upsert_item(
         self,
@@ -168,12 +155,9 @@ class NextItemSoftmax(Recommender):
             t = self._tag_row.get(tag)
             if t is None:
                 t = self._tag_row[tag] = len(self._tag_row)
-                if t >= len(self._U):  # grown by doubling: catalogues may carry many tags
-                    more = max(16, len(self._U))
-                    self._U = np.vstack([self._U, np.zeros((more, self.n_factors), np.float32)])
-                    self._gU = np.vstack(
-                        [self._gU, np.full((more, self.n_factors), _EPS, np.float32)]
-                    )
+                # grown by doubling: catalogues may carry many tags
+                self._U = grown(self._U, t, minimum=16)
+                self._gU = grown(self._gU, t, fill=_EPS, minimum=16)
             rows.append(t)
         if rows or row in self._item_tags:
             self._item_tags[row] = rows
@@ -331,14 +315,9 @@ class NextItemSoftmax(Recommender):
             return []
         parts = self._pos[: len(ctx), None] * self._E[ctx]
         scores = self._scores(parts.sum(axis=0), n)
-        scores[~self._alive[:n]] = -np.inf
-        banned = [self._row[i] for i in exclude if i in self._row]
-        scores[banned] = -np.inf
-        m = min(k, int(np.isfinite(scores).sum()))
-        if m == 0:
+        top = top_servable(scores, k, self._alive, self._row, exclude)
+        if len(top) == 0:
             return []
-        top = np.argpartition(-scores, m - 1)[:m] if m < n else np.arange(n)
-        top = top[np.lexsort((top, -scores[top]))]
         probs = np.exp(scores[top] - scores[top[0]]).tolist()
         lead = np.argmax(parts @ self._W[top].T, axis=0).tolist()
         return [

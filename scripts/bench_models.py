@@ -17,7 +17,8 @@ import numpy as np
 
 from models.base import UserState
 from models.events import Event, apply_event
-from models.factory import SOURCES, make_sources
+from models.factory import make_sources
+from models.registry import REGISTRY
 
 
 def stream(n_items: int, n_events: int, seed: int = 0) -> list[tuple[str, str, float]]:
@@ -51,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--models", default=",".join(SOURCES))
+    parser.add_argument("--models", default=",".join(REGISTRY))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     names = args.models.split(",")

@@ -3,10 +3,11 @@
     python scripts/sweep_models.py PATH --format movielens|csv|jsonl [--stride 4] [--jobs 2] \\
         cf cf:history_decay=0.9 ease ease:l2=300,max_neighbors=200
 
-A variant is ``source[:param=value,...]`` (a source of ``models.factory`` and constructor
-arguments as Python literals). Every event is learned; every ``stride``-th event is scored
-first (the user's seen items excluded), so a sweep runs several times faster than
-``recstream evaluate`` and ranks variants the same way. Figures only; it changes nothing.
+A variant is ``source[:param=value,...]`` (a source of ``models.registry``, built with its
+class's defaults, and constructor arguments as Python literals). Every event is learned; every
+``stride``-th event is scored first (the user's seen items excluded), so a sweep runs several
+times faster than ``recstream evaluate`` and ranks variants the same way. Figures only; it
+changes nothing.
 """
 
 from __future__ import annotations
@@ -18,29 +19,14 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from models.base import Recommender, UserState
-from models.cf import ItemCooccurrence
-from models.content import ContentModel
-from models.ease import ItemEASE
-from models.events import apply_event
+from models.events import apply_event, apply_item
 from models.hybrid import SwitchingPolicy
-from models.mf import ImplicitMF
-from models.popularity import CohortPopularity, DecayedPopularity
-from models.sequence import NextItemSoftmax
-from models.session import SessionKNN, TransitionModel
-from streams.datasets import read_dataset
+from models.registry import SPECS
 from streams.schemas import Interaction, ItemEvent
+from streams.tools.datasets import read_dataset
 
-CLASSES: dict[str, type[Recommender]] = {
-    "popularity": DecayedPopularity,
-    "cohort": CohortPopularity,
-    "content": ContentModel,
-    "session": TransitionModel,
-    "sknn": SessionKNN,
-    "cf": ItemCooccurrence,
-    "ease": ItemEASE,
-    "mf": ImplicitMF,
-    "seq": NextItemSoftmax,
-}
+#: name -> class of every source (the registry's entries)
+CLASSES: dict[str, type[Recommender]] = {spec.name: spec.cls for spec in SPECS}
 
 
 def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
@@ -65,7 +51,7 @@ def run(spec: str, path: str, fmt: str, k: int, stride: int) -> dict[str, Any]:
     ds = read_dataset(path, fmt)
     for raw in ds.items:
         item = ItemEvent.model_validate(raw)
-        model.upsert_item(item.item_id, title=item.title, text=item.text, tags=item.all_tags)
+        apply_item(model, item.to_change())
     policy = SwitchingPolicy()
     users: dict[str, UserState] = {}
     hits: dict[str, int] = {p: 0 for p in policy.names}

@@ -6,7 +6,8 @@ The sources learn independently of what is served, so one prequential pass can r
 source's top candidates before each (sampled) event, and any weighting of those lists can then
 be scored offline. For each phase this prints the single sources' HR@k and the best weights
 found by a grid over normalised-score blends (the hybrid's own rule). Figures only; it changes
-nothing: copy weights you trust into ``models/hybrid.py`` and confirm with ``recstream evaluate``.
+nothing: copy weights you trust into ``models/registry.py`` (each source's ``weights``) and
+confirm with ``recstream evaluate``.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from models import registry
 from models.base import UserState
-from models.events import apply_event
-from models.factory import SOURCES as ALL_SOURCES
+from models.events import apply_event, apply_item
 from models.factory import make_sources
 from models.hybrid import DEFAULT_PHASES, HybridRecommender, SwitchingPolicy
-from streams.datasets import read_dataset
 from streams.schemas import Interaction, ItemEvent
+from streams.tools.datasets import read_dataset
 
-SOURCES = tuple(n for n in ALL_SOURCES if n != "rating")  # every candidate source
+SOURCES = registry.ranked()  # every candidate source
 GRID = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -39,7 +40,7 @@ def collect(path: str, fmt: str, k: int, stride: int, limit: int | None, n_cand:
     for it in ds.items:
         item = ItemEvent.model_validate(it)
         for model in sources.values():
-            model.upsert_item(item.item_id, title=item.title, text=item.text, tags=item.all_tags)
+            apply_item(model, item.to_change())
     policy = SwitchingPolicy()
     users: dict[str, UserState] = {}
     samples = []  # (phase, target, {source: [(item, score), ...]})

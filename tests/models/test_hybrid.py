@@ -187,3 +187,58 @@ def test_a_checkpoint_restored_by_newer_code_takes_its_policy_and_line_up() -> N
     assert [c.item_id for c in engine.sources["popularity"].recommend(UserState("u"), k=1)] == [
         "hit"
     ]
+
+
+class Rater(Fixed):
+    """A fixed source that also predicts ratings (the RatingPredictor capability)."""
+
+    def predict_rating(self, user_id: str, item_id: str) -> float:
+        return 4.5
+
+
+def test_the_fallback_is_configured_not_named_in_the_hybrid() -> None:
+    trend = DecayedPopularity()
+    for item in ["t1", "t1", "t2"]:
+        trend.learn_one(UserState("o"), item, ts=0.0)
+    policy = SwitchingPolicy([Phase("all", 0, {"a": 1.0})])
+    sources = {"trend": trend, "a": Fixed("a", {"x": 1.0})}
+    hybrid = HybridRecommender(sources, policy, fallback="trend")
+    recs = hybrid.recommend(UserState("u"), k=3)
+    assert [(c.item_id, c.sources) for c in recs] == [
+        ("x", ["a"]),
+        ("t1", ["trend"]),
+        ("t2", ["trend"]),
+    ]
+    assert hybrid.popularity("t1") == 2.0 and hybrid.popularity("nope") == 0.0
+    assert hybrid.trending(1) == [("t1", 2.0)]
+    alone = HybridRecommender(sources, policy, fallback=None)
+    assert [c.item_id for c in alone.recommend(UserState("u"), k=3)] == ["x"]
+    assert alone.popularity("t1") is None and alone.trending(5) == []
+    unweighted = HybridRecommender(sources, SwitchingPolicy([Phase("all", 0, {"b": 1.0})]))
+    assert unweighted.fallback == "popularity" and unweighted.recommend(UserState("u")) == []
+
+
+def test_a_fallback_without_scores_or_trends_answers_none_and_nothing() -> None:
+    hybrid = HybridRecommender({"a": Fixed("a", {"x": 1.0})}, fallback="a")
+    assert hybrid.popularity("x") is None and hybrid.trending(3) == []
+
+
+def test_ratings_come_from_the_first_source_that_predicts_them() -> None:
+    sources = {"a": Fixed("a", {"x": 1.0}), "r": Rater("r", {}), "pop": DecayedPopularity()}
+    hybrid = HybridRecommender(sources)
+    assert hybrid.predict_rating("u", "x") == 4.5
+    assert HybridRecommender({"a": Fixed("a", {})}).predict_rating("u", "x") is None
+    engine = default_hybrid()
+    assert engine.predict_rating("u", "x") == engine.sources["rating"].predict_rating("u", "x")
+
+
+def test_a_hybrid_pickled_before_the_fallback_existed_uses_the_registry_fallback() -> None:
+    old = default_hybrid()
+    for n in range(3):
+        feed(old, UserState(f"u{n}"), "hit", float(n))
+    del old.__dict__["fallback"]  # what a checkpoint from before the attribute holds
+    restored = pickle.loads(pickle.dumps(old))
+    assert "fallback" not in restored.__dict__ and restored.fallback == "popularity"
+    assert restored.popularity("hit") > 0 and restored.trending(1)[0][0] == "hit"
+    engine = restored.reconfigured(default_hybrid())
+    assert engine.fallback == "popularity" and engine.recommend(UserState("new"), k=1)

@@ -1,21 +1,13 @@
-"""Decayed and cohort popularity: pure model logic, no I/O."""
+"""Decayed popularity: pure model logic, no I/O."""
 
 from __future__ import annotations
 
 import pytest
 
 from models.base import UserState
-from models.popularity import CohortPopularity, DecayedPopularity
+from models.popularity import DecayedPopularity
 
 DAY = 24 * 3600.0
-
-
-def _replay(model: CohortPopularity, histories: dict[str, list[str]], ts: float = 0.0) -> None:
-    for uid, items in histories.items():
-        user = UserState(uid)
-        for item in items:
-            model.learn_one(user, item, ts=ts)
-            user.observe(item, ts=ts)
 
 
 def test_in_top_counts_only_strictly_higher_items_as_ahead() -> None:
@@ -28,58 +20,30 @@ def test_in_top_counts_only_strictly_higher_items_as_ahead() -> None:
     assert not pop.in_top("never-seen", 10)
 
 
-def test_newcomers_get_what_other_newcomers_picked_not_what_everyone_picks() -> None:
-    pop = CohortPopularity(stages=(1,), half_lives=(DAY,))
-    _replay(pop, {"u0": ["intro", "hit"], "u1": ["intro", "hit"], "u2": ["intro", "other"]})
-    for _ in range(5):
-        pop.learn_one(UserState("regular", interactions=10), "hit", ts=0.0)
-    assert [c.item_id for c in pop.recommend(UserState("new"), k=1)] == ["intro"]
-    regular = UserState("r", interactions=3)
-    assert [c.item_id for c in pop.recommend(regular, k=3)] == ["hit", "other"]
+def test_no_list_for_k_0_and_one_event_counts_at_most_max_weight() -> None:
+    pop = DecayedPopularity(half_life=DAY)
+    user = UserState("u")
+    pop.learn_one(user, "a", ts=0.0, weight=1e308)
+    pop.learn_one(user, "b", ts=0.0, weight=3.0)
+    assert pop.recommend(user, k=0) == [] and pop.trending(0) == []
+    assert pop.trending(2) == [("a", 10.0), ("b", 3.0)]
 
 
-def test_a_cohort_whose_picks_follow_fads_is_served_from_a_short_memory() -> None:
-    pop = CohortPopularity(stages=(1,), half_lives=(100 * DAY, 3600.0), k=1, rate=0.2)
-    newcomer = UserState("n")
-    for hour in range(48):  # the fad changes every 6 hours; one evergreen pick an hour
-        for _ in range(3):
-            pop.learn_one(newcomer, f"fad{hour // 6}", ts=hour * 3600.0)
-        pop.learn_one(newcomer, "evergreen", ts=hour * 3600.0)
-    assert pop.half_life(0) == 3600.0
-    assert [c.item_id for c in pop.recommend(UserState("x"), k=1)] == ["fad7"]
-    assert pop.half_life(5) == 100 * DAY  # no evidence in that cohort: the first listed
-
-
-def test_a_cohort_with_a_stable_favourite_among_noise_is_served_from_a_long_memory() -> None:
-    pop = CohortPopularity(stages=(1,), half_lives=(3600.0, 100 * DAY), k=1, rate=0.2)
-    newcomer = UserState("n")
-    for hour in range(48):  # every other pick is the favourite, the rest one-offs
-        item = "favourite" if hour % 2 == 0 else f"one-off{hour}"
-        pop.learn_one(newcomer, item, ts=hour * 3600.0)
-    assert pop.half_life(0) == 100 * DAY
-    assert [c.item_id for c in pop.recommend(UserState("x"), k=1)] == ["favourite"]
-
-
-def test_cohort_lists_exclude_seen_items_and_forget_deleted_ones() -> None:
-    pop = CohortPopularity(stages=(1, 5))
-    _replay(pop, {"u1": ["a", "b"], "u2": ["a", "b"], "u3": ["c", "b"]})
-    assert [c.item_id for c in pop.recommend(UserState("new"), k=3, exclude={"a"})] == ["c"]
-    pop.forget_item("a")
-    assert [c.item_id for c in pop.recommend(UserState("new"), k=3)] == ["c"]
-    assert all(c.sources == ["cohort"] for c in pop.recommend(UserState("w", interactions=1)))
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"stages": (5, 1)},
-        {"stages": (0, 5)},
-        {"half_lives": ()},
-        {"half_lives": (0.0,)},
-        {"k": 0},
-        {"rate": 0.0},
-    ],
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug, kept as it was by the models.common refactor (no behaviour change): the "
+    "item whose event triggers a rescale (every 60 half-lives) keeps its pre-rescale score, "
+    "so it outranks every other item from then on",
 )
-def test_bad_cohort_settings_are_refused(kwargs: dict) -> None:
-    with pytest.raises(ValueError):
-        CohortPopularity(**kwargs)
+def test_the_item_whose_event_triggers_a_rescale_keeps_its_decayed_count() -> None:
+    pop = DecayedPopularity(half_life=1.0)
+    user = UserState("u")
+    pop.learn_one(user, "first", ts=0.0)  # the reference time
+    for _ in range(3):
+        pop.learn_one(user, "a", ts=59.0)
+    for _ in range(4):
+        pop.learn_one(user, "b", ts=60.0)
+    pop.learn_one(user, "a", ts=61.0)  # exponent 61 > 60: rescale
+    assert pop.score("a") == pytest.approx(3 * 2.0**-2 + 1)  # 1.75
+    assert pop.score("b") == pytest.approx(4 * 2.0**-1)  # 2.0: b leads
+    assert [item for item, _ in pop.trending(2)] == ["b", "a"]

@@ -9,7 +9,8 @@ import pytest
 
 from models.base import UserState
 from models.events import Event, apply_event
-from models.session import SessionKNN, TransitionModel
+from models.sknn import SessionKNN
+from models.transitions import TransitionModel
 
 MODELS = [TransitionModel, SessionKNN]
 

@@ -1,4 +1,4 @@
-"""Unit tests of ImplicitMF and RatingMF on seeded synthetic streams with known answers."""
+"""Unit tests of ImplicitMF on seeded synthetic streams with known answers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 import pytest
 
 from models.base import UserState
-from models.mf import ImplicitMF, RatingMF
+from models.implicit_mf import ImplicitMF
 
 BLOCK_A = [f"a{n}" for n in range(10)]
 BLOCK_B = [f"b{n}" for n in range(10)]
@@ -83,55 +83,3 @@ def test_implicit_user_cap_and_pickle() -> None:
     for m in (model, clone):  # same seed, same state: learning stays identical
         m.learn_one(users["u3"], "a2", ts=9.0)
     assert clone.recommend(users["u3"], k=5) == model.recommend(users["u3"], k=5)
-
-
-def rating_stream(seed: int = 5, events: int = 4000) -> list[tuple[str, str, float]]:
-    """Two tastes: even users rate block A 5 and block B 1, odd users the opposite."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(events):
-        u, item = rng.randrange(30), rng.choice(BLOCK_A + BLOCK_B)
-        likes = (u % 2 == 0) == item.startswith("a")
-        out.append((f"u{u}", item, 5.0 if likes else 1.0))
-    return out
-
-
-def test_rating_mae_falls_on_planted_pattern() -> None:
-    model = RatingMF(n_factors=4, seed=1)
-    errors = []
-    for t, (u, item, y) in enumerate(rating_stream()):
-        errors.append(abs(model.predict_rating(u, item) - y))
-        model.learn_one(UserState(u), item, ts=float(t), value=y)
-    first, last = sum(errors[:500]) / 500, sum(errors[-500:]) / 500
-    assert first > 1.0 and last < 0.5 * first
-    assert model.predict_rating("u0", "a3") > 4.0 and model.predict_rating("u1", "a3") < 2.0
-    recs = model.recommend(UserState("u0"), k=5, exclude={"a0"})
-    assert [c.item_id[0] for c in recs] == ["a"] * 5 and "a0" not in {c.item_id for c in recs}
-
-
-def test_rating_read_only_for_unknowns_and_ignores_non_ratings() -> None:
-    model = RatingMF(seed=1)
-    assert model.predict_rating("x", "y") == 3.0
-    for u, item, y in rating_stream(events=300):
-        model.learn_one(UserState(u), item, ts=0.0, value=y)
-    mf = model.models[0]
-    sizes = (len(mf.u_latents), len(mf.i_latents), len(mf.u_biases), len(mf.i_biases))
-    assert 1.0 <= model.predict_rating("stranger", "a1") <= 5.0
-    assert 1.0 <= model.predict_rating("u1", "unknown-item") <= 5.0
-    model.recommend(UserState("stranger"), k=5)
-    for bad in (None, math.nan, math.inf, True):
-        model.learn_one(UserState("u1"), "new-item", ts=0.0, value=bad)  # type: ignore[arg-type]
-    assert (len(mf.u_latents), len(mf.i_latents), len(mf.u_biases), len(mf.i_biases)) == sizes
-    model.learn_one(UserState("u1"), "a1", ts=0.0, value=1e9)  # clipped to the range
-    assert 1.0 <= model.predict_rating("u1", "a1") <= 5.0
-
-
-def test_rating_forget_and_pickle() -> None:
-    model = RatingMF(n_factors=4, n_models=2, seed=1)
-    for u, item, y in rating_stream(events=1500):
-        model.learn_one(UserState(u), item, ts=0.0, value=y)
-    model.forget_item("a1")
-    assert "a1" not in {c.item_id for c in model.recommend(UserState("u0"), k=20)}
-    clone = pickle.loads(pickle.dumps(model))
-    assert clone.predict_rating("u2", "a4") == model.predict_rating("u2", "a4")
-    assert clone.recommend(UserState("u3"), k=5) == model.recommend(UserState("u3"), k=5)

@@ -1,0 +1,229 @@
+"""Implicit-feedback matrix factorisation with sampled negatives (numpy SGD).
+
+:class:`ImplicitMF` scores ``u . v_i + b_i`` and learns by BPR-style SGD in numpy: for every
+positive event, the item should outrank ``n_negatives`` items drawn uniformly from the known
+catalogue (a dislike: be outranked by them), weighted by the event's weight. Uniform negatives
+keep the popularity signal in the item biases; popularity-weighted negatives (drawn from recent
+events) measured far worse on MovieLens-100K. The user vector is the user's own factors plus
+the mean context vector of their last ``context`` items (recency, and a fold-in for new users).
+Item factors live in one numpy matrix (grown by doubling), so a user's candidates are ranked in
+bulk with one matrix-vector product and ``argpartition``.
+
+>>> from models.base import UserState
+>>> mf = ImplicitMF(n_factors=4, seed=1)
+>>> users = {u: UserState(u) for u in ("a1", "a2", "b1", "b2")}
+>>> for _ in range(60):
+...     for u, items in (("a1", "xy"), ("a2", "xyz"), ("b1", "pq"), ("b2", "pqr")):
+...         for item in items:
+...             mf.learn_one(users[u], item, ts=0.0)
+>>> [c.item_id for c in mf.recommend(users["a1"], k=1, exclude={"x", "y"})]
+['z']
+>>> [c.item_id for c in mf.recommend(users["b1"], k=1, exclude={"p", "q"})]
+['r']
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Collection
+
+import numpy as np
+
+from models.base import Candidate, Recommender, UserState
+from models.common import add_row, drop_row, grown, live_rows, top_servable
+
+__all__ = ["ImplicitMF"]
+
+
+_BOUND = 10.0  # factors and biases are clipped to [-_BOUND, _BOUND]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
+
+
+class ImplicitMF(Recommender):
+    """Online implicit-feedback matrix factorisation with sampled negatives (numpy SGD).
+
+    Parameters:
+        n_factors: latent dimensions.
+        lr: SGD learning rate.
+        l2: L2 penalty on factors and item biases.
+        n_negatives: sampled negatives (target 0) per positive event.
+        max_users: user vectors kept (least recently active evicted first).
+        context: the user's last ``context`` items add the mean of their context vectors to the
+            user vector (recency, and a fold-in for users the model does not hold); 0: plain MF.
+        init_scale: standard deviation of new factors.
+        max_weight: event weights are clipped to ``[-max_weight, max_weight]``.
+        seed: seed of the initialiser and the negative sampler.
+    """
+
+    name = "mf"
+
+    def __init__(
+        self,
+        n_factors: int = 32,
+        lr: float = 0.1,
+        l2: float = 0.001,
+        n_negatives: int = 4,
+        max_users: int = 100_000,
+        context: int = 5,
+        init_scale: float = 0.1,
+        max_weight: float = 3.0,
+        seed: int = 0,
+    ) -> None:
+        if n_factors < 1 or lr <= 0 or l2 < 0 or n_negatives < 1:
+            raise ValueError("need n_factors >= 1, lr > 0, l2 >= 0, n_negatives >= 1")
+        if max_users < 1 or context < 0 or init_scale <= 0 or max_weight <= 0:
+            raise ValueError("need max_users >= 1, init_scale > 0, max_weight > 0")
+        self.n_factors = n_factors
+        self.lr = lr
+        self.l2 = l2
+        self.n_negatives = n_negatives
+        self.max_users = max_users
+        self.context = context
+        self.init_scale = init_scale
+        self.max_weight = max_weight
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._users: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._row: dict[str, int] = {}
+        self._row_items: list[str | None] = []
+        self._V = np.zeros((256, n_factors))  # item factors
+        self._P = np.zeros((256, n_factors))  # item context factors (used when context > 0)
+        self._b = np.zeros(256)
+        self._alive = np.zeros(256, dtype=bool)
+        self._dead = 0
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def _item_row(self, item_id: str) -> int:
+        row = self._row.get(item_id)
+        if row is None:
+            row = add_row(self._row, self._row_items, item_id)
+            self._V, self._P = grown(self._V, row), grown(self._P, row)
+            self._b, self._alive = grown(self._b, row), grown(self._alive, row)
+            self._V[row] = self._rng.normal(0.0, self.init_scale, self.n_factors)
+            self._P[row] = self._rng.normal(0.0, self.init_scale, self.n_factors)
+            self._b[row] = 0.0
+            self._alive[row] = True
+        return row
+
+    def _user_vec(self, user_id: str) -> np.ndarray:
+        vec = self._users.get(user_id)
+        if vec is None:
+            vec = self._rng.normal(0.0, self.init_scale, self.n_factors)
+            self._users[user_id] = vec
+            while len(self._users) > self.max_users:
+                self._users.popitem(last=False)
+        else:
+            self._users.move_to_end(user_id)
+        return vec
+
+    def _negatives(self, positive: int) -> np.ndarray:
+        rows = self._rng.integers(0, len(self._row_items), self.n_negatives)
+        return rows[(rows != positive) & self._alive[rows]]
+
+    def learn_one(
+        self,
+        user: UserState,
+        item_id: str,
+        *,
+        ts: float,
+        weight: float = 1.0,
+        value: float | None = None,
+    ) -> None:
+        if not math.isfinite(weight) or weight == 0:
+            return
+        weight = max(-self.max_weight, min(self.max_weight, weight))
+        ctx = self._context_rows(user)
+        row = self._item_row(item_id)
+        u = self._user_vec(user.user_id)
+        neg = self._negatives(row)
+        if len(neg) == 0:
+            return
+        Pc = self._P[ctx]
+        full = u + Pc.mean(axis=0) if ctx else u
+        # BPR: the touched item should outrank each negative (be outranked, for a dislike).
+        sign = 1.0 if weight > 0 else -1.0
+        vi, Vj, bi, bj = self._V[row], self._V[neg], self._b[row], self._b[neg]
+        x = sign * ((vi - Vj) @ full + bi - bj)
+        g = -abs(weight) * sign * _sigmoid(-x)  # d(-log sigmoid(x)) / d(score_i - score_j)
+        g_user = g @ (vi - Vj)
+        new_u = u - self.lr * (g_user + self.l2 * u)
+        new_vi = vi - self.lr * (g.sum() * full + self.l2 * vi)
+        new_Vj = Vj - self.lr * (-g[:, None] * full + self.l2 * Vj)
+        new_Pc = Pc - self.lr * (g_user / max(1, len(ctx)) + self.l2 * Pc)
+        new_bi = bi - self.lr * (g.sum() + self.l2 * bi)
+        new_bj = bj - self.lr * (-g + self.l2 * bj)
+        if not (np.isfinite(new_u).all() and np.isfinite(new_vi).all()):
+            return  # never let one event poison the factors
+        u[:] = np.clip(new_u, -_BOUND, _BOUND)
+        if ctx:
+            self._P[ctx] = np.clip(new_Pc, -_BOUND, _BOUND)
+        self._V[neg] = np.clip(new_Vj, -_BOUND, _BOUND)
+        self._b[neg] = np.clip(new_bj, -_BOUND, _BOUND)
+        self._V[row] = np.clip(new_vi, -_BOUND, _BOUND)
+        self._b[row] = float(np.clip(new_bi, -_BOUND, _BOUND))
+
+    def forget_item(self, item_id: str) -> None:
+        if drop_row(self._row, self._row_items, self._alive, item_id) is None:
+            return
+        self._dead += 1
+        if self._dead > max(1024, len(self._row)):
+            self._compact()
+
+    def _compact(self) -> None:
+        keep, self._row_items, self._row = live_rows(self._row_items)
+        size = max(256, 2 * len(keep))
+        V, P, b = np.zeros((size, self.n_factors)), np.zeros((size, self.n_factors)), np.zeros(size)
+        V[: len(keep)], P[: len(keep)], b[: len(keep)] = self._V[keep], self._P[keep], self._b[keep]
+        self._V, self._P, self._b = V, P, b
+        self._alive = np.zeros(size, dtype=bool)
+        self._alive[: len(keep)] = True
+        self._dead = 0
+
+    def _context_rows(self, user: UserState) -> list[int]:
+        if self.context == 0:
+            return []
+        return [self._row[i] for i in user.recent[-self.context :] if i in self._row]
+
+    def user_vector(self, user: UserState) -> np.ndarray | None:
+        """The user's factors plus the mean context vector of their last items; for a user the
+        model does not hold (new, or evicted) only the latter. Never creates state."""
+        vec = self._users.get(user.user_id)
+        ctx = self._context_rows(user)
+        if not ctx:
+            return vec
+        mean = self._P[ctx].mean(axis=0)
+        return mean if vec is None else vec + mean
+
+    def recommend(
+        self, user: UserState, k: int = 10, exclude: Collection[str] = ()
+    ) -> list[Candidate]:
+        """Top ``k`` items by ``sigmoid(u . v + b)`` (a probability, so always positive);
+        ``because`` names the user's recent item most similar to each candidate."""
+        u = self.user_vector(user)
+        n = len(self._row_items)
+        if u is None or k <= 0 or n == 0:
+            return []
+        scores = self._V[:n] @ u + self._b[:n]
+        top = top_servable(scores, k, self._alive, self._row, exclude)
+        if len(top) == 0:
+            return []
+        recent = [i for i in user.recent[-20:] if i in self._row]
+        sims = None
+        if recent:
+            sims = self._V[top] @ self._V[[self._row[i] for i in recent]].T
+        probs = _sigmoid(scores[top]).tolist()  # whole arrays: no numpy call per candidate
+        nearest = np.argmax(sims, axis=1).tolist() if sims is not None else None
+        out = []
+        for j, r in enumerate(top.tolist()):
+            item = self._row_items[r]
+            if item is None or not np.isfinite(scores[r]):
+                continue
+            because = [recent[nearest[j]]] if nearest is not None else []
+            out.append(Candidate(item, probs[j], [self.name], because))
+        return out

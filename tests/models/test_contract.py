@@ -1,0 +1,241 @@
+"""The contract every source keeps, checked on every registry entry and on the default hybrid.
+
+In the spirit of river's ``check_estimator`` (and implicit's shared test mixin): one suite,
+parametrized over :data:`models.registry.SPECS`, so a new source is covered by its registry
+entry alone. Each model learns the same seeded synthetic stream (two groups of users with
+different tastes, in sessions, clicks, purchases, ratings and the odd dislike) through the one
+event path, :func:`models.events.apply_event`, then must:
+
+* recommend finite scores, best first, at most ``k``, no item twice, each naming its source;
+* honour ``exclude``, and ``forget_item`` (a forgotten item never comes back, even as the
+  stream goes on without it);
+* survive a pickle round-trip (same lists, and the same lists after learning more);
+* be deterministic under its seed (two fresh instances, one stream, the same lists);
+* take garbage events (NaN, infinite weights or times) without failing or scoring NaN;
+* store its hyperparameters as given, with immutable defaults only;
+* document itself with an example that runs (the doctests of ``models/``).
+"""
+
+from __future__ import annotations
+
+import doctest
+import inspect
+import math
+import pickle
+import random
+import sys
+from collections.abc import Iterable
+
+import pytest
+
+from models import registry
+from models.base import Candidate, Recommender, UserState
+from models.events import Event, apply_event
+from models.factory import default_hybrid
+from models.hybrid import HybridRecommender, SwitchingPolicy
+
+CASES = [*registry.REGISTRY, "hybrid"]
+K = 10
+GROUPS = {"a": ("space", "sci-fi"), "b": ("romance", "comedy")}
+
+
+def build(name: str, seed: int = 42) -> Recommender:
+    """A fresh model as the worker builds it (the registry's settings)."""
+    return (
+        default_hybrid(seed=seed) if name == "hybrid" else registry.REGISTRY[name].build(seed=seed)
+    )
+
+
+def catalogue() -> list[tuple[str, str, list[str]]]:
+    """``(item_id, title, tags)``: 20 items per taste group, each with a group tag."""
+    return [
+        (f"{g}{n}", f"{words[0]} story {n}", [words[n % 2], f"era{n % 4}"])
+        for g, words in GROUPS.items()
+        for n in range(20)
+    ]
+
+
+def stream(seed: int = 7, n_users: int = 24, n_events: int = 420) -> list[Event]:
+    """Even users like group ``a``, odd users group ``b`` (9 picks in 10 from their group);
+    sessions of 3-8 events; a few purchases, ratings (high in group, low out) and dislikes.
+    Group items are drawn with a skew, so some are clearly more popular than others."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    session: dict[str, tuple[str, int]] = {}
+    for n in range(n_events):
+        u = rng.randrange(n_users)
+        uid = f"u{u}"
+        sid, left = session.get(uid, (f"{uid}-s{n}", rng.randint(3, 8)))
+        session[uid] = (sid, left - 1) if left > 1 else (f"{uid}-s{n + 1}", rng.randint(3, 8))
+        liked = "a" if u % 2 == 0 else "b"
+        group = liked if rng.random() < 0.9 else ("b" if liked == "a" else "a")
+        item = f"{group}{min(int(rng.expovariate(0.25)), 19)}"
+        kind, value = rng.choice([("click", None)] * 6 + [("purchase", None), ("dislike", None)])
+        if rng.random() < 0.3:
+            kind, value = (
+                "rating",
+                float(rng.choice([4, 5]) if group == liked else rng.choice([1, 2])),
+            )
+        events.append(Event(uid, item, ts=1e9 + 60.0 * n, kind=kind, value=value, session_id=sid))
+    return events
+
+
+def learn(model: Recommender, events: Iterable[Event], users: dict[str, UserState]) -> None:
+    for event in events:
+        user = users.get(event.user_id) or users.setdefault(event.user_id, UserState(event.user_id))
+        apply_event(model, user, event)
+
+
+def learned(name: str, n_events: int = 420, seed: int = 42) -> tuple[Recommender, dict]:
+    model = build(name, seed)
+    for item_id, title, tags in catalogue():
+        model.upsert_item(item_id, title=title, tags=tags)
+    users: dict[str, UserState] = {}
+    learn(model, stream()[:n_events], users)
+    return model, users
+
+
+def lists(model: Recommender, users: dict[str, UserState], k: int = K) -> dict[str, list]:
+    """Every user's list (seen items excluded, as served), and a stranger's."""
+    everyone = {**users, "stranger": UserState("stranger")}
+    return {uid: model.recommend(user, k=k, exclude=user.seen) for uid, user in everyone.items()}
+
+
+def names(candidates: list[Candidate]) -> list[str]:
+    return [c.item_id for c in candidates]
+
+
+@pytest.fixture(params=CASES)
+def name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def test_recommendations_are_finite_best_first_unique_and_at_most_k(name: str) -> None:
+    model, users = learned(name)
+    line_up = set(model.sources) if isinstance(model, HybridRecommender) else {name}
+    served = 0
+    for k in (0, 1, 3, K):
+        for uid, recs in lists(model, users, k).items():
+            assert len(recs) <= k, (uid, k)
+            assert len(set(names(recs))) == len(recs), (uid, names(recs))
+            scores = [c.score for c in recs]
+            assert all(isinstance(s, float) and math.isfinite(s) for s in scores), scores
+            assert scores == sorted(scores, reverse=True), (uid, scores)
+            assert all(c.sources and set(c.sources) <= line_up for c in recs), recs[:2]
+            served += bool(recs)
+    assert served > len(users), "the model learned the stream but recommends (almost) nothing"
+
+
+def test_exclude_is_honoured(name: str) -> None:
+    model, users = learned(name)
+    checked = 0
+    for user in users.values():
+        full = names(model.recommend(user, k=K))
+        banned = set(full[: len(full) // 2 + 1]) | user.seen
+        assert not banned & set(names(model.recommend(user, k=K, exclude=banned)))
+        checked += bool(full)
+    assert checked, "nothing was recommended, so nothing was checked"
+
+
+def test_a_forgotten_item_is_never_recommended_afterwards(name: str) -> None:
+    model, users = learned(name, n_events=300)
+    counts: dict[str, int] = {}
+    for recs in lists(model, users, k=3).values():
+        for item in names(recs):
+            counts[item] = counts.get(item, 0) + 1
+    assert counts, "nothing was recommended, so nothing can be forgotten"
+    gone = max(sorted(counts), key=counts.__getitem__)  # the most recommended item
+    model.forget_item(gone)
+    for recs in lists(model, users, k=40).values():
+        assert gone not in names(recs)
+    rest = [e for e in stream()[300:] if e.item_id != gone]  # the stream goes on without it
+    for event in rest:
+        learn(model, [event], users)
+        if event.user_id == "u0":
+            assert gone not in names(model.recommend(users["u0"], k=40))
+    for recs in lists(model, users, k=40).values():
+        assert gone not in names(recs)
+
+
+def test_a_pickle_round_trip_keeps_the_lists_and_the_learning(name: str) -> None:
+    # ItemEASE stores its counts, not its solve (re-solved on first use): this stream is shorter
+    # than its refit_every, so the original's weights come from the counts the clone re-solves
+    model, users = learned(name, n_events=300)
+    before = lists(model, users)
+    clone = pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    assert lists(clone, users) == before
+    clone_users = pickle.loads(pickle.dumps(users))
+    learn(model, stream()[300:], users)
+    learn(clone, stream()[300:], clone_users)
+    assert lists(clone, clone_users) == lists(model, users)
+
+
+def test_two_instances_with_one_seed_learn_the_same(name: str) -> None:
+    first, first_users = learned(name, seed=3)
+    second, second_users = learned(name, seed=3)
+    assert lists(first, first_users) == lists(second, second_users)
+
+
+@pytest.mark.parametrize(
+    ("weight", "ts", "value"),
+    [
+        (math.nan, 1e9, None),
+        (math.inf, 1e9, None),
+        (-math.inf, 1e9, None),
+        (1.0, math.nan, None),
+        (1.0, math.inf, None),
+        (1.0, 1e9, math.nan),
+        (1e308, 1e9, 1e308),
+    ],
+    ids=["nan-weight", "inf-weight", "-inf-weight", "nan-ts", "inf-ts", "nan-value", "huge"],
+)
+def test_garbage_events_neither_fail_nor_poison_the_scores(
+    name: str, weight: float, ts: float, value: float | None
+) -> None:
+    model, users = learned(name, n_events=200)
+    for user in list(users.values())[:3]:
+        model.learn_one(user, "a1", ts=ts, weight=weight, value=value)
+        model.learn_one(user, "never-seen", ts=ts, weight=weight, value=value)
+    for recs in lists(model, users).values():
+        assert all(math.isfinite(c.score) for c in recs)
+
+
+def _immutable(value: object) -> bool:
+    if isinstance(value, tuple | frozenset):
+        return all(_immutable(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def test_the_constructor_stores_its_hyperparameters_as_given(name: str) -> None:
+    if name == "hybrid":
+        sources = {"popularity": build("popularity"), "cf": build("cf")}
+        given = {"sources": sources, "policy": SwitchingPolicy(), "candidates_per_source": 7}
+        model = HybridRecommender(**given, fallback="popularity")
+        assert all(getattr(model, key) == value for key, value in given.items())
+        assert model.fallback == "popularity"
+        return
+    spec = registry.REGISTRY[name]
+    params = inspect.signature(spec.cls.__init__).parameters
+    defaults = {p: params[p].default for p in list(params)[1:]}
+    assert inspect.Parameter.empty not in defaults.values(), "every hyperparameter has a default"
+    mutable = [p for p, default in defaults.items() if not _immutable(default)]
+    assert not mutable, f"mutable defaults: {mutable}"
+    model = spec.cls(**defaults)
+    unstored = [p for p, value in defaults.items() if getattr(model, p, object()) != value]
+    assert not unstored, f"not stored as given: {unstored}"
+    built = spec.build(half_life=123.0, seed=9, thresholds=(2, 3, 4))
+    given = {"half_life": 123.0, "seed": 9, "thresholds": (2, 3, 4)}
+    for arg, setting in spec.settings.items():
+        assert getattr(built, arg) == given[setting], arg
+
+
+def test_the_docstring_has_an_example_that_uses_the_class(name: str) -> None:
+    cls = HybridRecommender if name == "hybrid" else registry.REGISTRY[name].cls
+    assert cls.__doc__ and cls.__doc__.strip(), f"{cls.__name__} has no docstring"
+    module = sys.modules[cls.__module__]
+    examples = [
+        example.source for test in doctest.DocTestFinder().find(module) for example in test.examples
+    ]
+    assert any(f"{cls.__name__}(" in source for source in examples), (
+        f"no example in {module.__name__} builds a {cls.__name__}"
+    )
