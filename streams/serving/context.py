@@ -22,6 +22,7 @@ class WorkerContext(Protocol):
     started_at: float
     last_batch_at: float | None
     stuck: str | None  # why the worker cannot get past its batch now (None: it can)
+    unrecoverable: int  # events older than the log's start when lost state was rebuilt
 
     @property
     def engine(self) -> HybridRecommender:

@@ -32,8 +32,10 @@ from streams.worker.processor import (
     BatchOutcome,
     BatchProcessor,
     Record,
+    StateLost,
     validation_error_text,
 )
+from streams.worker.rebuild import LogReader
 from streams.worker.transport import Transport
 
 __all__ = ["WorkerRuntime", "create_app"]
@@ -49,14 +51,52 @@ class WorkerRuntime:
         self.settings = settings
         self.store = RedisState(settings.redis_url, settings.app_id)
         self.models = ModelOwner.from_settings(settings, self.store)
+        self.log = LogReader(settings)
         self.processor = BatchProcessor(
-            settings, self.store, self.models, settings.topic("interactions")
+            settings,
+            self.store,
+            self.models,
+            settings.topic("interactions"),
+            log_start=self.log.start_offset,
         )
         self.metrics = LiveMetrics()
         self.started_at = time.time()
         self.last_batch_at: float | None = None
         #: why the interactions agent cannot get past its batch right now (None: it can)
         self.stuck: str | None = None
+        #: events lost for good: older than the log's start when Redis state was rebuilt
+        self.unrecoverable = 0
+
+    async def rebuild(self, lost: StateLost) -> None:
+        """Re-apply ``lost``'s partition from the start of the log up to the batch in hand:
+        user states, dedup markers and offsets come back exactly; the models learn only what
+        they do not hold. No list is published and no dead letter sent again (both were,
+        the first time). The applied offset is written with the last chunk only, so an
+        interrupted rebuild starts again (its applied events are then duplicates)."""
+        self.stuck = str(lost)
+        log.error("%s", lost)
+        start = await self.log.start_offset(lost.topic, lost.partition)
+        if start > 0:
+            self.unrecoverable += start
+            log.error(
+                "%d events before offset %d of %s:%d are no longer in the log: their effect on "
+                "user state cannot be recovered",
+                start,
+                start,
+                lost.topic,
+                lost.partition,
+            )
+        chunks = self.log.read(lost.topic, lost.partition, start, lost.first)
+        pending: BatchOutcome | None = None
+        n = 0
+        async for chunk in chunks:
+            if pending is not None:
+                await self.processor.commit(pending, offsets=False)
+            pending = await self.processor.process(chunk, recommend=False)
+            n += len(chunk)
+        if pending is not None:
+            await self.processor.commit(pending)
+        log.warning("rebuilt %s:%d from %d records of the log", lost.topic, lost.partition, n)
 
     @property
     def engine(self) -> HybridRecommender:
@@ -65,6 +105,26 @@ class WorkerRuntime:
     @property
     def checkpoint_loaded(self) -> bool:
         return self.models.loaded
+
+
+def explain(exc: BaseException) -> str:
+    """``Type: message`` of ``exc`` and of what caused it, innermost last.
+
+    >>> try:
+    ...     try:
+    ...         raise KeyError("k")
+    ...     except KeyError as inner:
+    ...         raise RuntimeError("outer") from inner
+    ... except RuntimeError as exc:
+    ...     explain(exc)
+    "RuntimeError: outer <- KeyError: 'k'"
+    """
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 5:
+        parts.append(f"{type(seen).__name__}: {seen}")
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(parts)
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -132,9 +192,12 @@ def create_app(settings: Settings) -> faust.App:
         whole batch with backoff, and Kafka's offset stays behind it meanwhile: no record is
         passed over that is neither applied nor dead-lettered. A retried batch is not learned
         twice (the models record what they hold) nor counted twice (Redis holds its markers)."""
-        delay = 0.1
+        delay, lost = 0.1, None
         while True:
             try:
+                if lost is not None:
+                    await rt.rebuild(lost)
+                    lost = None
                 out = await rt.processor.process(records)
                 if out.dead:
                     await send_dead(out.dead)
@@ -149,8 +212,10 @@ def create_app(settings: Settings) -> faust.App:
                 return out
             except asyncio.CancelledError:
                 raise
+            except StateLost as exc:
+                lost = exc  # rebuilt first thing on the next turn, then the batch again
             except Exception as exc:
-                rt.stuck = f"batch at {records[0].partition}:{records[0].offset} failed: {exc!r}"
+                rt.stuck = f"batch at {records[0].partition}:{records[0].offset}: {explain(exc)}"
                 log.exception("batch failed; retrying in %.1f s", delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(settings.max_backoff, delay * 2)

@@ -10,10 +10,10 @@ worker re-reads exactly what the models lack.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from models.checkpoint import dump_checkpoint_bytes, load_checkpoint_bytes
 from models.factory import default_hybrid
 from models.hybrid import HybridRecommender
 from state.store import RedisState
@@ -60,7 +60,7 @@ class ModelOwner:
             log.info("no model checkpoint: models start cold")
             return
         try:
-            engine = pickle.loads(blob)
+            engine = load_checkpoint_bytes(blob)  # also pickles of classes that have moved
         except Exception:
             log.exception("model checkpoint unreadable: models start cold")
             return
@@ -71,7 +71,7 @@ class ModelOwner:
         log.info("models restored from checkpoint at offsets %s", self.offsets)
 
     async def save(self) -> None:
-        blob = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = dump_checkpoint_bytes(self.engine)
         meta = {
             "version": CHECKPOINT_VERSION,
             "offsets": dict(self.offsets),

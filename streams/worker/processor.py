@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -37,7 +37,14 @@ from streams.schemas import DeadLetter, Interaction, Recommendation, event_time_
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
 
-__all__ = ["BatchOutcome", "BatchProcessor", "Record", "validation_error_text"]
+__all__ = [
+    "BatchOutcome",
+    "BatchProcessor",
+    "Record",
+    "StateLost",
+    "dedup_key",
+    "validation_error_text",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +88,22 @@ class _Valid:
     origin: str
 
 
+@dataclass
+class StateLost(Exception):
+    """Redis has no applied offset for ``topic``/``partition`` although the log holds records
+    before ``first`` (the batch's first offset there): the state they built is gone."""
+
+    topic: str
+    partition: int
+    first: int
+
+    def __str__(self) -> str:
+        return (
+            f"Redis state of {self.topic}:{self.partition} lost (no applied offset, records "
+            f"before offset {self.first} in the log): rebuilding it from the log"
+        )
+
+
 def dedup_key(user_id: str, event_id: str | None, origin: str) -> str:
     """The key an event is deduplicated by: an explicit ``event_id`` per user (``e:``, the
     user id length-prefixed so no two pairs collide); an id-less record by its place in the
@@ -105,12 +128,19 @@ class BatchProcessor:
     """Applies batches of ``interactions`` records to Redis state and the in-memory models."""
 
     def __init__(
-        self, settings: Settings, store: RedisState, models: ModelOwner, topic: str
+        self,
+        settings: Settings,
+        store: RedisState,
+        models: ModelOwner,
+        topic: str,
+        log_start: Callable[[str, int], Awaitable[int]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.models = models
         self.topic = topic
+        #: the oldest offset the log holds for a partition (None: never check for lost state)
+        self.log_start = log_start
 
     @property
     def engine(self) -> HybridRecommender:
@@ -119,14 +149,16 @@ class BatchProcessor:
     def tp(self, partition: int) -> str:
         return f"{self.topic}:{partition}"
 
-    async def process(self, records: Sequence[Record]) -> BatchOutcome:
-        """Validate, dedupe and apply ``records``; build each touched user's list. Nothing is
-        written: deliver ``dead`` first, then :meth:`commit`."""
+    async def process(self, records: Sequence[Record], *, recommend: bool = True) -> BatchOutcome:
+        """Validate, dedupe and apply ``records``; build each touched user's list (unless
+        ``recommend`` is false). Nothing is written: deliver ``dead`` first, then
+        :meth:`commit`. Raises :class:`StateLost` when Redis lost the partition's state."""
         out = BatchOutcome(stats=BatchStats(batches=1))
         valid = self._parse(records, out)
         view = await self.store.load_batch(
             {v.interaction.user_id for v in valid}, {v.dedup for v in valid}, out.offsets
         )
+        await self._check_state(records, view)
         # Records at or below the applied offset were handled before a crash: DLQ included.
         out.dead = [d for d in out.dead if d.offset > view.applied.get(self.tp(d.partition), -1)]
         out.stats.dead = len(out.dead)
@@ -137,10 +169,23 @@ class BatchProcessor:
             out.users[uid] = user_state(uid, view.users[uid], self.settings.history)
             before[uid] = self.engine.phase(out.users[uid]).name if view.users[uid] else None
         newest = self._apply(valid, view, out)
-        self._recommend(newest, out)
+        if recommend:
+            self._recommend(newest, out)
         for uid, was in before.items():
             out.stats.move_user(was, self.engine.phase(out.users[uid]).name)
         return out
+
+    async def _check_state(self, records: Sequence[Record], view: BatchView) -> None:
+        if self.log_start is None:
+            return
+        first: dict[int, int] = {}
+        for rec in records:
+            first.setdefault(rec.partition, rec.offset)
+        for partition, offset in first.items():
+            if self.tp(partition) in view.applied or offset == 0:
+                continue
+            if offset > await self.log_start(self.topic, partition):
+                raise StateLost(self.topic, partition, offset)
 
     def _parse(self, records: Sequence[Record], out: BatchOutcome) -> list[_Valid]:
         """The records that are valid interactions with a trustworthy time; the others become
@@ -242,12 +287,14 @@ class BatchProcessor:
             )
         out.stats.recommendations = len(out.recommendations)
 
-    async def commit(self, out: BatchOutcome) -> None:
-        """Write the batch's effects atomically. Call after dead letters are delivered."""
+    async def commit(self, out: BatchOutcome, *, offsets: bool = True) -> None:
+        """Write the batch's effects atomically. Call after dead letters are delivered.
+        ``offsets=False`` leaves the partitions' applied offsets as they are (a rebuild writes
+        them with its last chunk, so that an interrupted rebuild starts again)."""
         await self.store.commit_batch(
             {uid: u.to_dict() for uid, u in out.users.items()},
             out.markers,
-            out.applied,
+            out.applied if offsets else {},
             self.settings.dedup_ttl,
             out.stats,
         )

@@ -48,7 +48,7 @@ def fresh(settings: Settings, offsets: dict[str, int] | None = None):
 
 def count(owner: ModelOwner, item: str) -> float:
     """How many times the models learned ``item`` (popularity at one event time = a count)."""
-    return owner.engine.sources["popularity"].score(item)
+    return owner.engine.popularity(item)
 
 
 def run(coro):
