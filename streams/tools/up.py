@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from state.store import RedisState
+from state.store import AppliedOffsetsReader
 from streams.settings import Settings, load_settings
 from streams.tools.demo import DemoShop
 from streams.tools.embedded import Service, free_port, start_redis, start_tansu
@@ -53,22 +54,36 @@ def _follow(settings: Settings, users: set[str], stop: threading.Event) -> None:
         )
 
 
-async def _clear_state(settings: Settings) -> int:
-    store = RedisState(settings.redis_url, settings.app_id)
-    try:
-        return await store.delete_all()
-    finally:
-        await store.close()
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _kill_all(procs: list[subprocess.Popen], signum: int, frame: object) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _applied_offsets(url: str, app_id: str) -> dict[str, int]:
+    """The applied offsets a configured Redis holds for ``app_id`` (read only)."""
+    reader = AppliedOffsetsReader(url, app_id)
+    try:
+        return reader()
+    finally:
+        reader.close()
 
 
 def run_up(demo: bool, events: int, rate: float | None, max_lag: int | None = None) -> int:
     """Start everything; with ``demo``, publish ``events`` demo events at most ``rate`` a
     second and no faster than the worker keeps up with (``max_lag`` unprocessed events;
-    default: adapted to keep each event's wait about 0.5 s; 0: no pacing)."""
+    default: adapted to keep each event's wait about 0.5 s; 0: no pacing).
+
+    Touches only what it started: without ``RECSTREAM_REDIS_URL`` it runs a Redis of its own
+    (data and append-only file in the run's folder, a free port), never the machine's; a
+    configured Redis is used as it is (its state must match the broker's log) and nothing in
+    it is deleted. The run's folder (logs, Redis data) is removed on exit, unless something
+    failed: then it is kept for its logs."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on `kill` too, not just ^C
     settings = load_settings()
     env = {k: v for k, v in os.environ.items()}
@@ -76,46 +91,63 @@ def run_up(demo: bool, events: int, rate: float | None, max_lag: int | None = No
     workdir = Path(tempfile.mkdtemp(prefix="recstream-up-"))
     worker: subprocess.Popen | None = None
     stop = threading.Event()
+    keep = True  # the run's folder, for its logs; cleared when everything went as planned
     try:
-        if not settings.is_set("broker"):
+        print(f"this run's folder (logs, Redis data): {workdir}", flush=True)
+        fresh_broker = not settings.is_set("broker")
+        if fresh_broker:
             print("starting the embedded broker (Tansu) ...", flush=True)
             # on the default address when it is free, so `recstream tail`/`replay` in another
             # terminal find it without settings
             port = int(settings.bootstrap_servers[0].rpartition(":")[2])
             services.append(start_tansu(port if port_free("127.0.0.1", port) else None, workdir))
             env["RECSTREAM_BROKER"] = services[-1].url
-        if not redis_answers(settings.redis_url):
-            print(f"no Redis at {settings.redis_url}; starting an embedded one ...", flush=True)
-            services.append(start_redis(workdir=workdir))
+        if settings.is_set("redis_url"):
+            # used as it is: never cleared, since up did not start it
+            if not redis_answers(settings.redis_url):
+                print(
+                    f"RECSTREAM_REDIS_URL={settings.redis_url}: no Redis answers there. Start "
+                    "it, or unset RECSTREAM_REDIS_URL and up runs a Redis of its own.",
+                    flush=True,
+                )
+                keep = False
+                return 2
+            if fresh_broker and _applied_offsets(settings.redis_url, settings.app_id):
+                print(
+                    f"warning: {settings.redis_url} holds state under '{settings.app_id}:' "
+                    "from another broker's log, and this broker's log is new: its users, "
+                    "offsets and models are kept and built on. For a clean start use another "
+                    "RECSTREAM_APP_ID (or clear those keys yourself).",
+                    flush=True,
+                )
+        else:
+            print("starting a Redis of its own (data in the run's folder) ...", flush=True)
+            services.append(start_redis(workdir=workdir, persist=True))
             env["RECSTREAM_REDIS_URL"] = services[-1].url
         if not settings.is_set("web_port") and not port_free(settings.web_host, settings.web_port):
             env["RECSTREAM_WEB_PORT"] = str(free_port())
         os.environ.update(env)
         settings = load_settings()
-        if services and services[0].name == "tansu":
-            # Redis state is derived from the log. The embedded broker's log is new and empty,
-            # so state a previous run left under this app id (offsets, users, models) no
-            # longer matches it: start from a clean slate.
-            dropped = asyncio.run(_clear_state(settings))
-            if dropped:
-                print(
-                    f"fresh broker: cleared {dropped} keys of a previous run under "
-                    f"'{settings.app_id}:' in {settings.redis_url}",
-                    flush=True,
-                )
         wait_for_broker(settings.bootstrap_servers)
         topics = ensure_topics(settings)
         log = workdir / "worker.log"
-        worker = start_worker(env, log)
+        # the worker's temporary files (Faust's data directory) go in the run's folder too
+        (workdir / "tmp").mkdir()
+        worker = start_worker({**env, "TMPDIR": str(workdir / "tmp")}, log)
         base = f"http://{settings.web_host}:{settings.web_port}"
         print("starting the worker ...", flush=True)
         wait_healthy(base, worker, log)
+        started = {svc.name for svc in services}
         print(
-            f"\nrecstream is up\n  broker   {settings.broker}\n  redis    {settings.redis_url}\n"
+            f"\nrecstream is up\n"
+            f"  broker   {settings.broker}  "
+            f"({'started here' if 'tansu' in started else 'RECSTREAM_BROKER'})\n"
+            f"  redis    {settings.redis_url}  "
+            f"({'started here' if 'redis' in started else 'RECSTREAM_REDIS_URL, used as it is'})\n"
             f"  topics   {', '.join(topics)}\n  live     {base}/dashboard\n"
             f"  http     {base}/health  "
             f"{base}/recommendations/<user_id>  {base}/users/<user_id>\n"
-            f"  logs     {workdir}\nCtrl-C stops everything.\n",
+            f"  logs     {workdir}  (removed on exit)\nCtrl-C stops everything.\n",
             flush=True,
         )
         if demo:
@@ -151,14 +183,27 @@ def run_up(demo: bool, events: int, rate: float | None, max_lag: int | None = No
             print("still serving; Ctrl-C stops everything.", flush=True)
         while worker.poll() is None:
             time.sleep(0.5)
-        print(f"worker exited with code {worker.returncode}; see {workdir / 'worker.log'}")
+        print(f"worker exited with code {worker.returncode}", flush=True)
         return worker.returncode or 1
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
+        keep = False
         return 0
     finally:
+        # A second Ctrl-C or SIGTERM while stopping kills the children at once; the folder
+        # is still cleaned up.
+        procs = [svc.proc for svc in services] + ([worker] if worker is not None else [])
+        hurry = functools.partial(_kill_all, procs)
+        signal.signal(signal.SIGINT, hurry)
+        signal.signal(signal.SIGTERM, hurry)
         stop.set()
         if worker is not None:
             stop_process(worker)
         for svc in reversed(services):
             svc.stop()
+        if keep:
+            print(f"logs kept in {workdir}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
