@@ -3,6 +3,12 @@
 Redis is the machine's (127.0.0.1:6379, or RECSTREAM_TEST_REDIS_URL) when it answers, else an
 embedded one; every test gets its own app id, so its own key prefix, consumer group and topic
 prefix, and its keys are deleted afterwards.
+
+Helpers are fixtures too (``worker_env``, ``wait_for``, ``read_topic``): test modules import
+neither this file nor each other. Tests that use the broker or Redis carry the ``integration``
+marker, those that kill workers ``fault``, those that drive Chromium ``browser`` (see
+``pyproject.toml``); ``pytest -m "not integration and not fault and not browser"`` is the pure
+tier.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import redis
@@ -26,7 +32,18 @@ from streams.tools.embedded import Service, free_port, start_redis, start_tansu
 from streams.tools.kafka_io import make_producer, wait_for_broker
 from streams.tools.processes import http_json as http
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+#: fixtures that reach a real service: a test using one is in the ``integration`` tier
+REAL_SERVICES = frozenset({"broker", "redis_url"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` whatever uses the broker or Redis and is not marked yet, so that
+    ``-m "not integration and not fault and not browser"`` never waits for a service."""
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & REAL_SERVICES and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +92,14 @@ def settings(broker: Service, redis_url: str, app_id: str) -> Settings:
     )
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
+def _env(settings: Settings) -> dict[str, str]:
     return settings.to_env(dict(os.environ))
+
+
+@pytest.fixture
+def worker_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with the test's ``RECSTREAM_*`` settings: for subprocesses."""
+    return _env(settings)
 
 
 class Worker:
@@ -97,7 +120,7 @@ class Worker:
         self.log = self.log_dir / f"worker-{self.runs}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.tools.cli", "worker"],
-            env=settings_env(self.settings),
+            env=_env(self.settings),
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -155,39 +178,58 @@ def publish(settings: Settings) -> Iterator[Callable[..., None]]:
     producer.close()
 
 
-def read_topic(
-    settings: Settings,
-    topic: str,
-    until: Callable[[list[Any]], bool],
-    timeout: float = 60.0,
-) -> list[Any]:
-    """All records of ``topic`` from the start, read until ``until(records)`` holds."""
+class ReadTopic(Protocol):
+    def __call__(
+        self, topic: str, until: Callable[[list[Any]], bool], timeout: float = ...
+    ) -> list[Any]: ...
+
+
+@pytest.fixture
+def read_topic(settings: Settings) -> ReadTopic:
+    """read_topic(topic, until, timeout=60): all records of the test's ``topic`` from the start,
+    read until ``until(records)`` holds (an AssertionError after ``timeout`` seconds)."""
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(
-        settings.topic(topic),
-        bootstrap_servers=settings.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=500,
-    )
-    records: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            records.extend(consumer)
-            if until(records):
-                return records
-        raise AssertionError(f"timed out reading {topic}: {len(records)} records")
-    finally:
-        consumer.close()
+    def read(topic: str, until: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
+        consumer = KafkaConsumer(
+            settings.topic(topic),
+            bootstrap_servers=settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=500,
+        )
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                records.extend(consumer)
+                if until(records):
+                    return records
+            raise AssertionError(f"timed out reading {topic}: {len(records)} records")
+        finally:
+            consumer.close()
+
+    return read
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+class WaitFor(Protocol):
+    def __call__(
+        self, check: Callable[[], bool], timeout: float = ..., what: str = ...
+    ) -> None: ...
+
+
+def _wait_for(check: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def wait_for() -> WaitFor:
+    """wait_for(check, timeout=60, what="condition"): poll ``check()`` every 0.3 s until it
+    holds; an AssertionError naming ``what`` after ``timeout`` seconds."""
+    return _wait_for

@@ -1,12 +1,10 @@
-"""Issue 5, "see it live": /stats, /metrics, /dashboard in a real headless Chromium, and
-``recstream tail`` — against a real worker, broker (Tansu) and Redis."""
+"""Issue 5, "see it live": /stats, /metrics and /dashboard (in a real headless Chromium)
+against a real worker, broker (Tansu) and Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -14,8 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from browser_cdp import CDP, Chromium, install_chromium
-from conftest import settings_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +48,7 @@ def prometheus_samples(text: str) -> dict[str, float]:
     return samples
 
 
-def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish):
+def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish, wait_for):
     worker.start()
     n_events = publish_shop(publish)
     wait_for(
@@ -110,24 +106,6 @@ def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish)
     assert worker.get("/dashboard/secret.txt")[0] == 404
 
 
-def test_tail_prints_recommendations_for_one_user(settings, worker, publish):
-    worker.start()
-    publish_shop(publish)  # one batch may hold a user's events: one message per user per batch
-    tail = [sys.executable, "-m", "streams.tools.cli", "tail", "--from-beginning"]
-    env = settings_env(settings)
-    out = subprocess.run(
-        [*tail, "--user", "a0", "--count", "1"], env=env, capture_output=True, timeout=90
-    )
-    assert out.returncode == 0, out.stderr.decode()[-2000:]
-    (line,) = out.stdout.decode().splitlines()
-    assert " a0  " in line and " ms  after a0-" in line and " -> " in line
-    out = subprocess.run(
-        [*tail, "--count", "3", "--json"], env=env, capture_output=True, timeout=60
-    )
-    messages = [json.loads(x) for x in out.stdout.decode().splitlines()]
-    assert len(messages) == 3 and {m["user_id"] for m in messages} <= set(HISTORIES)
-
-
 @pytest.fixture
 def traffic(publish: Callable[..., None]) -> Iterator[Callable[[], None]]:
     """start() publishes ~40 events/s for a rotating set of users until the test ends."""
@@ -165,19 +143,17 @@ def number(text: str) -> float:
         return 0.0
 
 
+@pytest.mark.browser
 def test_dashboard_in_headless_chromium_shows_live_numbers(
-    settings, worker, publish, traffic, tmp_path: Path
+    worker, publish, traffic, open_page, tmp_path: Path, wait_for
 ):
-    exe, why = install_chromium()
-    if exe is None:
-        pytest.skip(f"browser test needs Chromium: {why}")
     worker.start()
     publish_shop(publish)
     traffic()
     wait_for(lambda: worker.get("/stats")[1]["totals"].get("events", 0) > 20, what="events")
 
-    async def drive(ws_url: str) -> tuple[dict, dict]:
-        async with CDP(ws_url) as cdp:
+    async def drive(url: str) -> tuple[dict, dict]:
+        async with open_page(url) as cdp:
             deadline = time.monotonic() + 60
             first: dict | None = None
             while time.monotonic() < deadline:
@@ -199,8 +175,7 @@ def test_dashboard_in_headless_chromium_shows_live_numbers(
                 await asyncio.sleep(0.5)
             raise AssertionError(f"dashboard did not come alive: {first} / {page}")
 
-    with Chromium(exe, f"{worker.base}/dashboard", tmp_path / "chromium-profile") as browser:
-        _, page = asyncio.run(drive(browser.ws_url))
+    _, page = asyncio.run(drive(f"{worker.base}/dashboard"))
 
     assert page["status"].startswith("live, pushed"), page["status"]  # SSE, not the fallback
     assert number(page["eventsIn"]) > 0 and number(page["recsOut"]) > 0

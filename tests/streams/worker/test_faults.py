@@ -6,7 +6,6 @@ import time
 
 import pytest
 import redis
-from conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -16,7 +15,7 @@ def user_counts(users: list[str], worker) -> dict[str, int]:
 
 
 def test_worker_killed_mid_stream_resumes_without_loss_or_double_count(
-    settings, worker, publish, redis_url
+    settings, worker, publish, redis_url, wait_for
 ):
     users = [f"k{n}" for n in range(40)]
     total = 4000
@@ -44,7 +43,9 @@ def test_worker_killed_mid_stream_resumes_without_loss_or_double_count(
     assert set(counts.values()) == {total // len(users)}
 
 
-def test_graceful_restart_restores_the_models_from_their_checkpoint(settings, worker, publish):
+def test_graceful_restart_restores_the_models_from_their_checkpoint(
+    settings, worker, publish, wait_for
+):
     worker.start()
     for n in range(20):
         publish({"user_id": f"c{n}", "item_id": "star", "event_id": f"c-{n}"})
@@ -58,7 +59,7 @@ def test_graceful_restart_restores_the_models_from_their_checkpoint(settings, wo
     assert [i["item_id"] for i in rec["items"]] == ["star", "minor"]
 
 
-def test_models_learn_every_event_exactly_once_across_a_kill(settings, worker, publish):
+def test_models_learn_every_event_exactly_once_across_a_kill(settings, worker, publish, wait_for):
     """Popularity with one timestamp is a plain count: after SIGKILL and restart it must equal
     the number of events (a lost event makes it smaller, a re-learned one larger)."""
     total = 3000
@@ -83,7 +84,7 @@ def test_models_learn_every_event_exactly_once_across_a_kill(settings, worker, p
 
 
 def test_offsets_left_by_a_recreated_log_do_not_swallow_new_events(
-    settings, worker, publish, redis_url
+    settings, worker, publish, redis_url, wait_for
 ):
     """Redis outlived the broker's log (a new topic, an in-memory broker restarted): offsets it
     holds beyond the log's end must be forgotten, not used to skip the new records."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import read_topic, wait_for
 
 from streams.schemas import DeadLetter, Recommendation
 
@@ -22,7 +21,7 @@ def latest_by_user(records: list) -> dict[str, Recommendation]:
 
 
 def test_every_user_with_valid_events_gets_recommendations_without_seen_items(
-    settings, worker, publish
+    settings, worker, publish, read_topic
 ):
     worker.start()
     histories = {
@@ -43,7 +42,7 @@ def test_every_user_with_valid_events_gets_recommendations_without_seen_items(
             u in latest and latest[u].interactions == len(items) for u, items in histories.items()
         )
 
-    latest = latest_by_user(read_topic(settings, "recommendations", done))
+    latest = latest_by_user(read_topic("recommendations", done))
     for user, items in histories.items():
         rec = latest[user]
         assert rec.items, f"{user} got an empty list"
@@ -55,7 +54,7 @@ def test_every_user_with_valid_events_gets_recommendations_without_seen_items(
 
 
 def test_malformed_events_go_to_the_dlq_with_their_exact_bytes_and_the_worker_goes_on(
-    settings, worker, publish
+    settings, worker, publish, read_topic, wait_for
 ):
     worker.start()
     bad = [
@@ -71,7 +70,7 @@ def test_malformed_events_go_to_the_dlq_with_their_exact_bytes_and_the_worker_go
         publish(raw, key=b"u")
     publish({"user_id": "after", "item_id": "i1", "event_id": "after-1"})
 
-    dead = read_topic(settings, "interactions.dlq", lambda r: len(r) >= len(bad))
+    dead = read_topic("interactions.dlq", lambda r: len(r) >= len(bad))
     letters = [DeadLetter.model_validate_json(r.value) for r in dead]
     assert sorted(d.raw_bytes() for d in letters) == sorted(bad)
     by_raw = {d.raw_bytes(): d for d in letters}
@@ -85,7 +84,7 @@ def test_malformed_events_go_to_the_dlq_with_their_exact_bytes_and_the_worker_go
     wait_for(lambda: worker.get("/users/after")[1]["interactions"] == 1, what="valid event")
 
 
-def test_duplicate_event_ids_change_nothing(settings, worker, publish):
+def test_duplicate_event_ids_change_nothing(settings, worker, publish, read_topic, wait_for):
     worker.start()
     event = {"user_id": "dup", "item_id": "i1", "event_id": "same-id"}
     for _ in range(3):
@@ -97,7 +96,7 @@ def test_duplicate_event_ids_change_nothing(settings, worker, publish):
             Recommendation.model_validate_json(x.value).event_id == "other-id" for x in records
         )
 
-    read_topic(settings, "recommendations", served_other)
+    read_topic("recommendations", served_other)
     status, user = worker.get("/users/dup")
     assert status == 200
     assert user["interactions"] == 2
@@ -109,7 +108,7 @@ def test_duplicate_event_ids_change_nothing(settings, worker, publish):
     assert worker.get("/users/dup")[1]["recent_items"] == ["i3", "i2", "i1"]
 
 
-def test_http_endpoints_answer_as_specified(settings, worker, publish):
+def test_http_endpoints_answer_as_specified(settings, worker, publish, wait_for):
     worker.start()
     for n in range(8):
         publish({"user_id": "web", "item_id": f"w{n}", "event_id": f"web-{n}"})
@@ -144,7 +143,9 @@ def test_http_endpoints_answer_as_specified(settings, worker, publish):
     assert health["assigned_partitions"]
 
 
-def test_an_item_deleted_from_the_catalogue_is_never_recommended_again(settings, worker, publish):
+def test_an_item_deleted_from_the_catalogue_is_never_recommended_again(
+    settings, worker, publish, read_topic, wait_for
+):
     worker.start()
     for item in ("hot", "warm1", "warm2"):
         publish({"item_id": item, "title": item, "tags": ["x"]}, key=item, topic="items")
@@ -164,7 +165,7 @@ def test_an_item_deleted_from_the_catalogue_is_never_recommended_again(settings,
     def probe_served(records: list) -> bool:
         return any(Recommendation.model_validate_json(r.value).user_id == "probe" for r in records)
 
-    served = read_topic(settings, "recommendations", probe_served)
+    served = read_topic("recommendations", probe_served)
     after_delete = [
         Recommendation.model_validate_json(r.value)
         for r in served

@@ -1,8 +1,16 @@
-"""A headless Chromium driven over the DevTools protocol: just enough for the dashboard test.
+"""Fixtures for the serving tests: a headless Chromium driven over the DevTools protocol, just
+enough for the dashboard test.
 
-No selenium: Chromium starts with ``--remote-debugging-port=0`` and the page given on its
-command line; we read the port it chose from ``DevToolsActivePort``, find the page's
-WebSocket in ``/json/list`` and send CDP commands over aiohttp's WebSocket client.
+``chromium`` is the browser's path. It is only looked for here, never installed:
+``scripts/setup_tests.sh`` installs Debian's ``chromium`` when it may (root with apt-get). With no
+Chromium a test that needs it is skipped with the reason, except under CI (``CI`` set), where it
+fails: there the browser test must run.
+
+``open_page(url)`` starts Chromium on ``url`` and yields a :class:`CDP` session to the page
+(``async with open_page(url) as cdp: await cdp.evaluate(...)``). No selenium: Chromium starts
+with ``--remote-debugging-port=0`` and the page given on its command line; we read the port it
+chose from ``DevToolsActivePort``, find the page's WebSocket in ``/json/list`` and send CDP
+commands over aiohttp's WebSocket client.
 """
 
 from __future__ import annotations
@@ -16,13 +24,14 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
-
-__all__ = ["CDP", "Chromium", "find_chromium"]
+import pytest
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome", "headless_shell")
 
@@ -32,24 +41,6 @@ def find_chromium() -> str | None:
     if os.environ.get("RECSTREAM_CHROMIUM"):
         return os.environ["RECSTREAM_CHROMIUM"]
     return next((p for p in map(shutil.which, CANDIDATES) if p), None)
-
-
-def install_chromium() -> tuple[str | None, str]:
-    """Find Chromium, installing Debian's package when we may (root with apt-get).
-
-    Returns the binary (or None) and, when there is none, the reason."""
-    found = find_chromium()
-    if found:
-        return found, ""
-    if not shutil.which("apt-get") or os.geteuid() != 0:
-        return None, "no Chromium on PATH and no root apt-get to install Debian's `chromium`"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            return None, f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-300:]}"
-    found = find_chromium()
-    return found, "" if found else "apt-get installed chromium but no binary was found"
 
 
 class Chromium:
@@ -148,3 +139,38 @@ class CDP:
         res = await self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(res["data"]))
         return path
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The path of a headless-capable Chromium; skips (fails under CI) when there is none."""
+    found = find_chromium()
+    if found:
+        return found
+    why = (
+        f"no Chromium on PATH ({', '.join(CANDIDATES)}) and RECSTREAM_CHROMIUM unset; "
+        "`bash scripts/setup_tests.sh` installs Debian's `chromium` when run as root with apt-get"
+    )
+    if in_ci():
+        pytest.fail(f"CI is set, so the browser test must run: {why}", pytrace=False)
+    pytest.skip(f"browser test needs Chromium: {why}")
+
+
+@pytest.fixture
+def open_page(chromium: str, tmp_path: Path) -> Callable[[str], AbstractAsyncContextManager[CDP]]:
+    """``async with open_page(url) as cdp``: a headless Chromium showing ``url``, driven over
+    CDP; the browser stops when the block ends (its log and profile are under ``tmp_path``)."""
+    opened = itertools.count(1)
+
+    @asynccontextmanager
+    async def open_(url: str) -> AsyncIterator[CDP]:
+        profile = tmp_path / f"chromium-profile-{next(opened)}"
+        with Chromium(chromium, url, profile) as browser:
+            async with CDP(browser.ws_url) as cdp:
+                yield cdp
+
+    return open_

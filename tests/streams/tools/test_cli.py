@@ -9,32 +9,32 @@ import sys
 import time
 
 import pytest
-from conftest import settings_env, wait_for
 
 from streams.tools.embedded import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def test_replay_publishes_a_csv_that_the_worker_serves(settings, worker, tmp_path):
+def test_replay_publishes_a_csv_that_the_worker_serves(worker, tmp_path, wait_for, worker_env):
     worker.start()
     data = tmp_path / "clicks.csv"
-    rows = ["user_id,item_id,timestamp"] + [f"r{n % 3},item{n},{1000 + n}" for n in range(12)]
+    rows = ["user_id,item_id,timestamp"] + [
+        f"r{n % 3},item{n},{1_700_000_000 + n}" for n in range(12)
+    ]
     data.write_text("\n".join(rows) + "\n")
-    env = settings_env(settings)
     cmd = [sys.executable, "-m", "streams.tools.cli", "replay", str(data), "--format", "csv"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, env=worker_env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "published 12 events" in done.stdout
     wait_for(lambda: worker.get("/users/r0")[1]["interactions"] == 4, what="replayed events")
     assert worker.get("/users/r0")[1]["recent_items"] == ["item9", "item6", "item3", "item0"]
     # the same file again: deterministic event ids, so nothing changes
-    subprocess.run(cmd, env=env, capture_output=True, timeout=120, check=True)
+    subprocess.run(cmd, env=worker_env, capture_output=True, timeout=120, check=True)
     time.sleep(3)
     assert worker.get("/users/r0")[1]["interactions"] == 4
 
 
-def test_replay_of_a_missing_file_is_a_clear_error(settings, tmp_path):
+def test_replay_of_a_missing_file_is_a_clear_error(tmp_path, worker_env):
     cmd = [
         sys.executable,
         "-m",
@@ -44,7 +44,7 @@ def test_replay_of_a_missing_file_is_a_clear_error(settings, tmp_path):
         "--format",
         "csv",
     ]
-    done = subprocess.run(cmd, env=settings_env(settings), capture_output=True, text=True)
+    done = subprocess.run(cmd, env=worker_env, capture_output=True, text=True)
     assert done.returncode == 2 and "not found" in done.stderr
 
 

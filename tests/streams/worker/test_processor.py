@@ -10,7 +10,7 @@ import pytest
 from models.factory import default_hybrid
 from state.store import RedisState
 from streams.worker.owner import ModelOwner
-from streams.worker.processor import BatchProcessor, Record
+from streams.worker.processor import BatchProcessor, Record, dedup_key
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +120,8 @@ def test_a_batch_is_a_few_redis_commands_whatever_its_size(settings, monkeypatch
             assert out.stats.events == n
             start += n
         assert len(sizes) == 4 and max(sizes) <= 15, sizes
-        assert 0 < await store.client.ttl(store.event_key("e400-399")) <= settings.dedup_ttl
+        marker = store.event_key(dedup_key("u49", "e400-399", ""))  # the 400th: user 399 % 50
+        assert 0 < await store.client.ttl(marker) <= settings.dedup_ttl
         again = await proc.process(
             records({"user_id": "u1", "item_id": "i1", "event_id": "e10-1"}, start=start)
         )
