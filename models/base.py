@@ -80,6 +80,8 @@ class UserState:
     ``recent`` holds the user's distinct items, oldest first, capped at ``max_history``; it is
     also the "already seen" set that recommendations exclude. ``session_items`` is the ordered
     item list of the current session. ``profile`` is the content model's sparse taste vector.
+    ``last_served`` is the list last published to the user (the online hit is scored against
+    it); ``last_published`` that whole message, opaque to the models, for serving it again.
     """
 
     user_id: str
@@ -91,6 +93,7 @@ class UserState:
     profile: dict[str, float] = field(default_factory=dict)
     profile_ts: float | None = None
     last_served: list[str] = field(default_factory=list)
+    last_published: dict[str, Any] | None = None
     hits: int = 0
     max_history: int = 500
     max_session: int = 50
@@ -156,6 +159,7 @@ class UserState:
             "profile": self.profile,
             "profile_ts": self.profile_ts,
             "last_served": self.last_served,
+            "last_published": self.last_published,
             "hits": self.hits,
         }
 

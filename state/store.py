@@ -219,7 +219,7 @@ class RedisState:
         return await self._retry("load_models", call)
 
     async def delete_all(self) -> int:
-        """Remove every key under the prefix (tests, and `recstream up` on a fresh broker)."""
+        """Remove every key under the prefix (tests and tools that own this prefix)."""
         n = 0
         async for key in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
             n += await self.client.delete(key)

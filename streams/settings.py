@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
-        description="Redis URL. `recstream up` starts an embedded Redis when none answers here.",
+        description="Redis URL. `recstream up` starts a Redis of its own unless this is set.",
     )
     web_host: str = Field("127.0.0.1", description="Interface the worker's HTTP server binds.")
     web_port: int = Field(6066, ge=1, le=65535, description="The worker's HTTP port.")

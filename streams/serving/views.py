@@ -65,24 +65,16 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
         return {**rec.model_dump(mode="json"), "served": "fresh"}
 
     def published(user: UserState, k: int) -> dict[str, Any] | None:
-        """The list last published to ``user`` (ids only: scores and sources are in the
-        ``recommendations`` message), or None when there is none to answer ``k`` with."""
-        if k > settings.k:  # published lists hold RECSTREAM_K items
+        """The list last published to ``user`` (the ``recommendations`` message, items since
+        deleted left out), or None when there is none to answer ``k`` with."""
+        last = user.last_published
+        if k > settings.k or not last:  # published lists hold RECSTREAM_K items
             return None
-        engine = rt.engine
-        ids = [i for i in user.last_served if i not in engine.deleted][:k]
-        if not ids:
+        deleted = rt.engine.deleted
+        items = [i for i in last.get("items", []) if i.get("item_id") not in deleted][:k]
+        if not items:
             return None
-        return {
-            "user_id": user.user_id,
-            "items": [{"item_id": i, "score": None, "sources": [], "because": []} for i in ids],
-            "strategy": engine.phase(user).name,
-            "interactions": user.interactions,
-            "event_id": None,
-            "generated_at": None,
-            "latency_ms": None,
-            "served": "published",
-        }
+        return {**last, "items": items, "served": "published"}
 
     @app.page("/recommendations/{user_id}")
     class RecommendationsView(View):
@@ -141,10 +133,14 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
                 rt.store.ping(), broker_up(settings.bootstrap_servers)
             )
             assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+            ok = redis_ok and broker_ok and rt.stuck is None
             body = {
-                "status": "ok" if redis_ok and broker_ok else "degraded",
+                "status": "ok" if ok else "degraded",
                 "broker": {"url": settings.broker, "up": broker_ok},
                 "redis": {"url": settings.redis_url, "up": redis_ok},
+                # why the worker cannot get past its batch (it retries, and resumes by itself)
+                "stuck": rt.stuck,
+                "unrecoverable_events": rt.unrecoverable,
                 "assigned_partitions": assigned,
                 "last_batch_at": rt.last_batch_at,
                 "uptime_s": round(time.time() - rt.started_at, 1),

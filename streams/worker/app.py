@@ -15,6 +15,7 @@ import logging
 import random
 import tempfile
 import time
+from pathlib import Path
 
 import faust
 from pydantic import ValidationError
@@ -138,8 +139,11 @@ def faust_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         store="memory://",
-        # Faust wants a data directory even with in-memory tables; keep it out of the cwd.
-        datadir=tempfile.mkdtemp(prefix=f"recstream-{settings.app_id}-"),
+        # Faust wants a data directory even with in-memory tables; keep it out of the cwd, one
+        # per app id and web port (so per worker on a host), reused across restarts.
+        datadir=str(
+            Path(tempfile.gettempdir()) / f"recstream-{settings.app_id}-{settings.web_port}"
+        ),
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_session_timeout=settings.rebalance_timeout,

@@ -276,15 +276,15 @@ class BatchProcessor:
             items = self.engine.recommend(user, k=self.settings.k, exclude=user.seen)
             user.last_served = [c.item_id for c in items]
             latency = (time.time() - arrived) * 1000.0 if arrived else None
-            out.recommendations.append(
-                Recommendation.of(
-                    user,
-                    items,
-                    self.engine.phase(user).name,
-                    event_id=eid,
-                    latency_ms=round(latency, 3) if latency is not None else None,
-                )
+            rec = Recommendation.of(
+                user,
+                items,
+                self.engine.phase(user).name,
+                event_id=eid,
+                latency_ms=round(latency, 3) if latency is not None else None,
             )
+            user.last_published = rec.model_dump(mode="json")
+            out.recommendations.append(rec)
         out.stats.recommendations = len(out.recommendations)
 
     async def commit(self, out: BatchOutcome, *, offsets: bool = True) -> None:

@@ -133,6 +133,7 @@ def test_k_is_capped_and_the_published_list_is_served_unless_fresh_is_asked(
     status, rec = worker.get("/recommendations/web?k=3")  # the list last published to "web"
     assert status == 200 and rec["served"] == "published"
     assert [i["item_id"] for i in rec["items"]] == last_served[:3]
+    assert all(i["score"] is not None and i["sources"] for i in rec["items"])  # as published
     assert rec["strategy"] == "active" and rec["interactions"] == 8
 
     status, rec = worker.get("/recommendations/web?k=3&fresh=true")
