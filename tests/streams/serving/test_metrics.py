@@ -8,15 +8,15 @@ import pytest
 
 from state.stats import BatchStats
 from streams.schemas import DeadLetter, RecItem, Recommendation
-from streams.serving.metrics import (
+from streams.serving.metrics import LiveMetrics
+from streams.serving.prometheus import render
+from streams.serving.series import (
     Histogram,
     LatencyWindow,
-    LiveMetrics,
     RollingCounter,
     percentile,
     rolling_ratio,
 )
-from streams.serving.prometheus import render
 
 
 def rec(user: str, latency: float | None, strategy: str = "warm") -> Recommendation:
