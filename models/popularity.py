@@ -87,13 +87,11 @@ class DecayedPopularity(Recommender):
                 self._evict()
             idx = add_row(self._index, self._items, item_id)
             self._scores = grown(self._scores, idx)
-        # the item's own score is read before a rescale, as it always was: after a rescale it
-        # keeps its old scale (a known bug, pinned by an xfail test in tests/models)
-        before = self._scores[idx]
+        # the boost first: a rescale it triggers must scale this item's score too
         boost, self._t0 = forward_boost(
             self._t0, ts, self.half_life, self._rescale, min_exponent=-math.inf
         )
-        self._scores[idx] = before + min(weight, MAX_WEIGHT) * boost
+        self._scores[idx] += min(weight, MAX_WEIGHT) * boost
         self._top = None
 
     def _evict(self) -> None:

@@ -29,13 +29,9 @@ def test_no_list_for_k_0_and_one_event_counts_at_most_max_weight() -> None:
     assert pop.trending(2) == [("a", 10.0), ("b", 3.0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug, kept as it was by the models.common refactor (no behaviour change): the "
-    "item whose event triggers a rescale (every 60 half-lives) keeps its pre-rescale score, "
-    "so it outranks every other item from then on",
-)
 def test_the_item_whose_event_triggers_a_rescale_keeps_its_decayed_count() -> None:
+    """Regression: that item kept its pre-rescale score (every 60 half-lives of event time)
+    and so outranked every other item from then on."""
     pop = DecayedPopularity(half_life=1.0)
     user = UserState("u")
     pop.learn_one(user, "first", ts=0.0)  # the reference time
