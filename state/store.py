@@ -1,12 +1,13 @@
 """Redis state: the only code that knows recstream's Redis keys.
 
 Per batch the worker makes two round trips: :meth:`RedisState.load_batch` reads the batch's
-users, the already-seen event ids and the partitions' applied offsets in one pipeline, and
-:meth:`RedisState.commit_batch` writes the new user states, the event ids (with a TTL) and the
-offsets in one MULTI/EXEC, so a batch's effects land all together or not at all. Each is a
-handful of multi-key commands whatever the batch's size (MGET, MSET, one Lua script for the
-dedup markers' TTLs): redis-py's cost is per command. Multi-key commands and the MULTI/EXEC
-need the batch's keys on one Redis (not Redis Cluster slots).
+users, the dedup markers already set and the partitions' applied offsets in one pipeline
+(three multi-key commands, whatever the batch's size: redis-py's cost is per command), and
+:meth:`RedisState.commit_batch` writes the new user states, the markers (with a TTL), the
+offsets and the counters in one Lua script, so a batch's effects land all together or not at
+all, and only if nobody changed its partitions' offsets or its users meanwhile (the fence that
+keeps a paused or partitioned worker from overwriting newer state). Multi-key commands and the
+script need the batch's keys on one Redis (not Redis Cluster slots).
 
 Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state; the ``{uid}`` hash tag keeps a
 user's keys in one Redis Cluster slot), ``P:event:ID`` (dedup marker), ``P:offsets`` (hash
@@ -18,6 +19,7 @@ counters of every batch, summed).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -33,18 +35,66 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from models.base import UserState
 from state.stats import BatchStats
 
-__all__ = ["AppliedOffsetsReader", "BatchView", "RedisState", "offsets_key", "user_state"]
+__all__ = [
+    "AppliedOffsetsReader",
+    "BatchView",
+    "Fenced",
+    "RedisState",
+    "UserConflict",
+    "offsets_key",
+    "user_state",
+    "version",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-#: ``SET key value EX ttl`` for every key (values in ARGV after the TTL): one command for a
-#: batch's dedup markers.
-_SET_MARKERS = (
-    "for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1]) end "
-    "return #KEYS"
-)
+#: A batch's whole write, atomic and conditional (the fence): it applies only when every
+#: partition's applied offset and every user's state are still what the batch read.
+#: KEYS: offsets hash, stats hash, users..., markers...
+#: ARGV: ttl, #users, #markers, #checks, (tp, expected offset or '')..., (expected sha1 of the
+#: user's JSON or '', new JSON) per user..., marker values..., #offsets, (tp, offset)...,
+#: #counters, (name, n)...
+_COMMIT = """
+local ttl, nu, nm = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local a = 5
+for i = 1, tonumber(ARGV[4]) do
+  local have = redis.call('HGET', KEYS[1], ARGV[a]) or ''
+  if have ~= ARGV[a + 1] then return {'fenced', ARGV[a], have} end
+  a = a + 2
+end
+for i = 1, nu do
+  local cur = redis.call('GET', KEYS[2 + i])
+  local have = ''
+  if cur then have = redis.sha1hex(cur) end
+  if have ~= ARGV[a + 2 * (i - 1)] then return {'conflict', KEYS[2 + i], have} end
+end
+for i = 1, nu do redis.call('SET', KEYS[2 + i], ARGV[a + 2 * (i - 1) + 1]) end
+a = a + 2 * nu
+for i = 1, nm do redis.call('SET', KEYS[2 + nu + i], ARGV[a + i - 1], 'EX', ttl) end
+a = a + nm
+local n = tonumber(ARGV[a]); a = a + 1
+for i = 1, n do redis.call('HSET', KEYS[1], ARGV[a], ARGV[a + 1]); a = a + 2 end
+n = tonumber(ARGV[a]); a = a + 1
+for i = 1, n do redis.call('HINCRBY', KEYS[2], ARGV[a], ARGV[a + 1]); a = a + 2 end
+return {'ok', '', ''}
+"""
+
+
+class Fenced(Exception):
+    """A partition's applied offset moved since the batch was read: another worker owns the
+    partition now. The batch must be dropped (its records are that worker's)."""
+
+
+class UserConflict(Exception):
+    """A user's state changed since the batch was read (their events reach two partitions):
+    the batch must be read and applied again."""
+
+
+def version(raw: bytes | None) -> str:
+    """What the fence compares a user's stored JSON by: its sha1 ('' when there is none)."""
+    return hashlib.sha1(raw).hexdigest() if raw else ""
 
 
 def user_state(user_id: str, data: Mapping[str, Any] | None, max_history: int) -> UserState:
@@ -64,6 +114,7 @@ class BatchView:
     """What Redis knows about one batch before it is applied."""
 
     users: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # user -> version() as read
     markers: dict[str, str] = field(default_factory=dict)  # dedup key -> where it was applied
     applied: dict[str, int] = field(default_factory=dict)
 
@@ -145,6 +196,7 @@ class RedisState:
             if users:
                 for uid, raw in zip(users, next(res), strict=True):
                     view.users[uid] = json.loads(raw) if raw else None
+                    view.versions[uid] = version(raw)
             if events:
                 marks = next(res)
                 view.markers = {
@@ -165,28 +217,41 @@ class RedisState:
         offsets: Mapping[str, int],
         ttl: int,
         stats: BatchStats | None = None,
+        *,
+        versions: Mapping[str, str] | None = None,
+        expected: Mapping[str, int | None] | None = None,
     ) -> None:
-        payload = {
-            self.user_key(uid): json.dumps(s, separators=(",", ":")) for uid, s in users.items()
-        }
-        events = dict(markers)
+        """Write a batch in one atomic script: user states, dedup markers (value: where the
+        event was applied) with their TTL, the partitions' applied ``offsets`` and the
+        counters. Fenced: raises :class:`Fenced` when a partition's applied offset is no longer
+        ``expected`` (``None``: none), :class:`UserConflict` when a user's stored state is no
+        longer the one of ``versions`` (as :attr:`BatchView.versions` read it)."""
+        uids = list(users)
+        payload = [json.dumps(users[u], separators=(",", ":")) for u in uids]
+        keys = [
+            self.offsets_key,
+            self.stats_key,
+            *(self.user_key(u) for u in uids),
+            *(self.event_key(m) for m in markers),
+        ]
+        checks = [(tp, "" if off is None else str(off)) for tp, off in (expected or {}).items()]
+        counters = stats.counters() if stats else {}
+        args: list[Any] = [ttl, len(uids), len(markers), len(checks)]
+        args += [x for pair in checks for x in pair]
+        for uid, body in zip(uids, payload, strict=True):
+            args += [(versions or {}).get(uid, ""), body]
+        args += list(markers.values())
+        args += [len(offsets), *(x for tp, off in offsets.items() for x in (tp, off))]
+        args += [len(counters), *(x for name, n in counters.items() for x in (name, n))]
 
-        async def call() -> None:
-            # a handful of commands whatever the batch's size: MSET users, one script setting
-            # every dedup marker with its TTL, HSET offsets, HINCRBY per counter
-            pipe = self.client.pipeline(transaction=True)
-            if payload:
-                pipe.mset(payload)
-            if events:
-                keys = [self.event_key(e) for e in events]
-                pipe.eval(_SET_MARKERS, len(keys), *keys, ttl, *events.values())
-            if offsets:
-                pipe.hset(self.offsets_key, mapping=dict(offsets))
-            for name, n in (stats.counters() if stats else {}).items():
-                pipe.hincrby(self.stats_key, name, n)
-            await pipe.execute()
+        async def call() -> list[bytes]:
+            return await self.client.eval(_COMMIT, len(keys), *keys, *args)
 
-        await self._retry("commit_batch", call)
+        verdict, what, have = (x.decode() for x in await self._retry("commit_batch", call))
+        if verdict == "fenced":
+            raise Fenced(f"{what}: applied offset is {have or 'none'} now, not what was read")
+        if verdict == "conflict":
+            raise UserConflict(f"{what} changed since it was read")
 
     # -- reads for the HTTP views -------------------------------------------------------
     async def get_user(self, user_id: str) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from models.events import apply_item
 from models.hybrid import HybridRecommender
-from state.store import RedisState
+from state.store import Fenced, RedisState, UserConflict
 from streams.schemas import DeadLetter, ItemEvent
 from streams.serving.dashboard import register_dashboard
 from streams.serving.metrics import LiveMetrics
@@ -67,6 +67,8 @@ class WorkerRuntime:
         self.stuck: str | None = None
         #: events lost for good: older than the log's start when Redis state was rebuilt
         self.unrecoverable = 0
+        #: batches dropped because another worker had applied their partition meanwhile
+        self.fenced = 0
 
     async def rebuild(self, lost: StateLost) -> None:
         """Re-apply ``lost``'s partition from the start of the log up to the batch in hand:
@@ -190,12 +192,14 @@ def create_app(settings: Settings) -> faust.App:
         ]
         await asyncio.gather(*futures)  # delivered before the offsets are recorded
 
-    async def apply_batch(records: list[Record]) -> BatchOutcome:
+    async def apply_batch(records: list[Record]) -> BatchOutcome | None:
         """Process, dead-letter, commit to Redis and publish one batch. Any failure (a Redis
         command refused, a producer error, a model raising outside an event) retries the
         whole batch with backoff, and Kafka's offset stays behind it meanwhile: no record is
         passed over that is neither applied nor dead-lettered. A retried batch is not learned
-        twice (the models record what they hold) nor counted twice (Redis holds its markers)."""
+        twice (the models record what they hold) nor counted twice (Redis holds its markers).
+        A user changed meanwhile by another worker: the batch again at once. Fenced (another
+        worker applied this partition since): the batch is dropped, ``None``."""
         delay, lost = 0.1, None
         while True:
             try:
@@ -218,6 +222,12 @@ def create_app(settings: Settings) -> faust.App:
                 raise
             except StateLost as exc:
                 lost = exc  # rebuilt first thing on the next turn, then the batch again
+            except UserConflict as exc:
+                log.info("%s: the batch again", exc)
+            except Fenced as exc:
+                rt.fenced += 1
+                log.warning("fenced, batch of %d records dropped: %s", len(records), exc)
+                return None
             except Exception as exc:
                 rt.stuck = f"batch at {records[0].partition}:{records[0].offset}: {explain(exc)}"
                 log.exception("batch failed; retrying in %.1f s", delay)
@@ -240,6 +250,8 @@ def create_app(settings: Settings) -> faust.App:
                     for e in batch
                 ]
                 out = await apply_batch(records)
+                if out is None:
+                    continue
                 rt.last_batch_at = time.time()
                 rt.metrics.record_batch(out.stats, out.recommendations, out.dead, rt.last_batch_at)
                 await rt.models.maybe_checkpoint(app.consumer.commit)

@@ -16,7 +16,8 @@ Delivery rules (see DESIGN.md, "Guarantees"):
   :class:`DeadLetter`; the caller must deliver dead letters *before* :meth:`commit`;
 - the models record each record they learn at once (:meth:`ModelOwner.advance`), so a batch
   retried after a failed Redis write or publish is not learned twice;
-- the batch's user states, dedup markers and offsets are written in one MULTI/EXEC.
+- the batch's user states, dedup markers and offsets are written in one atomic script, only
+  if its partitions' offsets and its users are still as the batch read them (the fence).
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class BatchOutcome:
     markers: dict[str, str] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     applied: dict[str, int] = field(default_factory=dict)
+    #: what the fence compares at commit: each partition's applied offset and each user's
+    #: stored version as the batch read them
+    read_offsets: dict[str, int | None] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +169,8 @@ class BatchProcessor:
         out.stats.dead = len(out.dead)
         # a redelivered batch must never move a partition's applied offset backwards
         out.applied = {tp: o for tp, o in out.offsets.items() if o > view.applied.get(tp, -1)}
+        out.read_offsets = {tp: view.applied.get(tp) for tp in out.offsets}
+        out.versions = dict(view.versions)
         before: dict[str, str | None] = {}  # each user's phase as loaded (None: new user)
         for uid in dict.fromkeys(v.interaction.user_id for v in valid):
             out.users[uid] = user_state(uid, view.users[uid], self.settings.history)
@@ -290,13 +297,20 @@ class BatchProcessor:
     async def commit(self, out: BatchOutcome, *, offsets: bool = True) -> None:
         """Write the batch's effects atomically. Call after dead letters are delivered.
         ``offsets=False`` leaves the partitions' applied offsets as they are (a rebuild writes
-        them with its last chunk, so that an interrupted rebuild starts again)."""
+        them with its last chunk, so that an interrupted rebuild starts again).
+
+        Fenced: raises :class:`~state.store.Fenced` when another worker applied records of a
+        partition of this batch since it was read (this worker lost the partition: drop the
+        batch), :class:`~state.store.UserConflict` when a user's state changed meanwhile (their
+        events reach two partitions: process the batch again)."""
         await self.store.commit_batch(
             {uid: u.to_dict() for uid, u in out.users.items()},
             out.markers,
             out.applied if offsets else {},
             self.settings.dedup_ttl,
             out.stats,
+            versions=out.versions,
+            expected=out.read_offsets,
         )
         self.models.advance(out.offsets)
 
