@@ -11,8 +11,8 @@ script need the batch's keys on one Redis (not Redis Cluster slots).
 
 Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state; the ``{uid}`` hash tag keeps a
 user's keys in one Redis Cluster slot), ``P:event:ID`` (dedup marker), ``P:offsets`` (hash
-``topic:partition`` -> last applied offset), ``P:models`` and ``P:models:meta`` (model
-checkpoint and the offsets it reflects), ``P:stats`` (the :class:`~state.stats.BatchStats`
+``topic:partition`` -> last applied offset), ``P:models:W`` and ``P:models:W:meta`` (worker
+``W``'s model checkpoint and the offsets it reflects; ``P:checkpoints`` indexes them by time), ``P:stats`` (the :class:`~state.stats.BatchStats`
 counters of every batch, summed).
 """
 
@@ -150,6 +150,10 @@ class RedisState:
         return f"{self.prefix}:stats"
 
     @property
+    def checkpoints_key(self) -> str:
+        return f"{self.prefix}:checkpoints"
+
+    @property
     def models_key(self) -> str:
         return f"{self.prefix}:models"
 
@@ -264,22 +268,35 @@ class RedisState:
         return BatchStats.from_counters({k.decode(): int(v) for k, v in raw.items()})
 
     # -- model checkpoints --------------------------------------------------------------
-    async def save_models(self, blob: bytes, meta: Mapping[str, Any]) -> None:
+    async def save_models(self, worker: str, blob: bytes, meta: Mapping[str, Any]) -> None:
+        """``worker``'s checkpoint (each worker has its own key: no last writer wins), and its
+        time in the index that :meth:`load_models` picks the newest from."""
+        key = f"{self.models_key}:{worker}"
+
         async def call() -> None:
             pipe = self.client.pipeline(transaction=True)
-            pipe.set(self.models_key, blob)
-            pipe.set(self.models_key + ":meta", json.dumps(dict(meta)))
+            pipe.set(key, blob)
+            pipe.set(key + ":meta", json.dumps(dict(meta)))
+            pipe.hset(self.checkpoints_key, worker, str(meta.get("saved_at", 0.0)))
             await pipe.execute()
 
         await self._retry("save_models", call)
 
     async def load_models(self) -> tuple[bytes | None, dict[str, Any]]:
+        """The newest checkpoint of any worker (every worker's models learn every partition),
+        with its meta; ``(None, {})`` when there is none."""
+
         async def call() -> tuple[bytes | None, dict[str, Any]]:
-            pipe = self.client.pipeline(transaction=True)
-            pipe.get(self.models_key)
-            pipe.get(self.models_key + ":meta")
-            blob, meta = await pipe.execute()
-            return blob, (json.loads(meta) if meta else {})
+            index = await self.client.hgetall(self.checkpoints_key)
+            for worker, _ in sorted(index.items(), key=lambda kv: -float(kv[1])):
+                key = f"{self.models_key}:{worker.decode()}"
+                pipe = self.client.pipeline(transaction=True)
+                pipe.get(key)
+                pipe.get(key + ":meta")
+                blob, meta = await pipe.execute()
+                if blob is not None:
+                    return blob, (json.loads(meta) if meta else {})
+            return None, {}
 
         return await self._retry("load_models", call)
 

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -26,8 +26,11 @@ __all__ = [
     "EventType",
     "Interaction",
     "ItemEvent",
+    "LearnedEvent",
+    "ModelUpdate",
     "RecItem",
     "Recommendation",
+    "UserContext",
     "event_time_error",
 ]
 
@@ -159,6 +162,7 @@ class RecItem(BaseModel):
     score: float
     sources: list[str]
     because: list[str] = Field(default_factory=list)
+    title: str | None = None  # from the catalogue, when it has one
 
 
 class Recommendation(BaseModel):
@@ -180,13 +184,20 @@ class Recommendation(BaseModel):
         strategy: str,
         event_id: str | None = None,
         latency_ms: float | None = None,
+        titles: Mapping[str, str] | None = None,
     ) -> Recommendation:
-        """The list ``items`` served to ``user`` by the phase ``strategy``."""
+        """The list ``items`` served to ``user`` by the phase ``strategy`` (each item with its
+        title from ``titles`` when it has one)."""
+        titles = titles or {}
         return cls(
             user_id=user.user_id,
             items=[
                 RecItem(
-                    item_id=c.item_id, score=round(c.score, 6), sources=c.sources, because=c.because
+                    item_id=c.item_id,
+                    score=round(c.score, 6),
+                    sources=c.sources,
+                    because=c.because,
+                    title=titles.get(c.item_id),
                 )
                 for c in items
             ],
@@ -202,6 +213,47 @@ def _as_text(data: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         return base64.b64encode(data).decode("ascii"), "base64"
+
+
+class UserContext(BaseModel):
+    """The part of a user's state the models read when they learn, as it was before the user's
+    first event of a batch (``recent`` cut to its newest items)."""
+
+    user_id: str
+    interactions: int
+    recent: list[str]
+    session_id: str | None = None
+    session_items: list[str] = Field(default_factory=list)
+    last_seen: float | None = None
+
+
+class LearnedEvent(BaseModel):
+    """One event the models learned, in the order its worker learned it: ``u`` indexes the
+    update's ``users``; ``advance`` false: learned against the user's state as it was, without
+    the user taking it (a record replayed after a crash)."""
+
+    u: int
+    item_id: str
+    ts: float
+    kind: str
+    value: float | None = None
+    session_id: str | None = None
+    offset: int
+    advance: bool = True
+
+
+class ModelUpdate(BaseModel):
+    """What one batch of partition ``topic``/``partition`` taught the models (offsets ``first``
+    to ``last``): the value on topic ``model-updates`` (key = ``topic:partition``). Every worker
+    learns it unless its models hold those offsets already; see ``streams/worker/replication``."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+    worker: str
+    users: list[UserContext] = Field(default_factory=list)
+    events: list[LearnedEvent] = Field(default_factory=list)
 
 
 class DeadLetter(BaseModel):

@@ -20,7 +20,7 @@ __all__ = ["TOPICS", "Settings", "SettingsError", "load_settings"]
 ENV_PREFIX = "RECSTREAM_"
 
 #: Base names of the topics recstream uses (each behind ``Settings.topic_prefix``).
-TOPICS = ("interactions", "items", "recommendations", "interactions.dlq")
+TOPICS = ("interactions", "items", "recommendations", "interactions.dlq", "model-updates")
 _NAME = re.compile(r"^[A-Za-z0-9._-]*$")
 
 
@@ -52,7 +52,11 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("", description="Prepended to every topic name.")
     partitions: int = Field(
-        4, ge=1, le=1024, description="Partitions of topics the worker creates (scale-out unit)."
+        12,
+        ge=1,
+        le=1024,
+        description="Partitions of the topics recstream creates: the most workers that get "
+        "work (a user's events stay on one partition). At least the most workers you will run.",
     )
     k: int = Field(10, ge=1, le=1000, description="Items per published recommendation list.")
     max_k: int = Field(

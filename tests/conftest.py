@@ -162,6 +162,24 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[Worker]:
 
 
 @pytest.fixture
+def workers(settings: Settings, tmp_path: Path) -> Iterator[Callable[[int], list[Worker]]]:
+    """workers(n): n more ``recstream worker`` processes in the test's group (same app id and
+    topics, each its own web port), not started; all stopped after the test."""
+    made: list[Worker] = []
+
+    def make(n: int) -> list[Worker]:
+        for _ in range(n):
+            log_dir = tmp_path / f"worker{len(made)}"
+            log_dir.mkdir()
+            made.append(Worker(settings.model_copy(update={"web_port": free_port()}), log_dir))
+        return made[-n:]
+
+    yield make
+    for w in made:
+        w.stop()
+
+
+@pytest.fixture
 def publish(settings: Settings) -> Iterator[Callable[..., None]]:
     """publish(value, key=None, topic="interactions"): dicts become JSON; bytes go as they are."""
     producer = make_producer(settings)

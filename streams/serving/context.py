@@ -3,6 +3,7 @@ the worker: ``streams.worker.app.WorkerRuntime`` satisfies this)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from models.hybrid import HybridRecommender
@@ -23,6 +24,7 @@ class WorkerContext(Protocol):
     last_batch_at: float | None
     stuck: str | None  # why the worker cannot get past its batch now (None: it can)
     unrecoverable: int  # events older than the log's start when lost state was rebuilt
+    titles: Mapping[str, str]  # item id -> title, from the catalogue
 
     @property
     def engine(self) -> HybridRecommender:

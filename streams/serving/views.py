@@ -60,7 +60,7 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
             started = time.perf_counter()
             engine = rt.engine
             items = engine.recommend(user, k=k, exclude=user.seen)
-            rec = Recommendation.of(user, items, engine.phase(user).name)
+            rec = Recommendation.of(user, items, engine.phase(user).name, titles=rt.titles)
             await asyncio.sleep(time.perf_counter() - started)
         return {**rec.model_dump(mode="json"), "served": "fresh"}
 

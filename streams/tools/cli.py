@@ -22,7 +22,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from streams.worker.app import create_app  # the one import of the worker from tools
 
+    from streams.tools.kafka_io import ensure_topics
+
     settings = load_settings()
+    # with the configured partitions, before Faust subscribes: a broker that creates topics
+    # on first use gives them its own default count
+    ensure_topics(settings)
     app = create_app(settings)
     from faust.worker import Worker
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from streams.serving.dashboard import register_dashboard
 from streams.serving.metrics import LiveMetrics
 from streams.serving.views import register_views
 from streams.settings import Settings
+from streams.worker.follow import follow
 from streams.worker.owner import ModelOwner
 from streams.worker.processor import (
     BatchOutcome,
@@ -37,6 +39,7 @@ from streams.worker.processor import (
     validation_error_text,
 )
 from streams.worker.rebuild import LogReader
+from streams.worker.replication import update_handler
 from streams.worker.transport import Transport
 
 __all__ = ["WorkerRuntime", "create_app"]
@@ -50,16 +53,24 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: this worker among the others (its checkpoint key; the author of its model updates)
+        self.worker_id = f"{socket.gethostname()}:{settings.web_port}"
         self.store = RedisState(settings.redis_url, settings.app_id)
-        self.models = ModelOwner.from_settings(settings, self.store)
+        self.models = ModelOwner.from_settings(settings, self.store, self.worker_id)
         self.log = LogReader(settings)
+        #: item id -> title, from the catalogue (every worker reads all of ``items``)
+        self.titles: dict[str, str] = {}
         self.processor = BatchProcessor(
             settings,
             self.store,
             self.models,
             settings.topic("interactions"),
             log_start=self.log.start_offset,
+            worker_id=self.worker_id,
+            titles=self.titles,
         )
+        #: set once the models are restored: the stream and the followers wait for it
+        self.ready = asyncio.Event()
         self.metrics = LiveMetrics()
         self.started_at = time.time()
         self.last_batch_at: float | None = None
@@ -104,6 +115,20 @@ class WorkerRuntime:
     @property
     def engine(self) -> HybridRecommender:
         return self.models.engine
+
+    def apply_catalogue(self, value: bytes | None) -> None:
+        """One ``items`` record, on every worker: the models and the titles take it (an
+        invalid one is dead-lettered once, by the group's ``items`` agent)."""
+        try:
+            item = ItemEvent.model_validate_json(value or b"")
+        except ValidationError:
+            return
+        change = item.to_change()
+        apply_item(self.engine, change)
+        if change.deleted or not item.title:
+            self.titles.pop(item.item_id, None)
+        else:
+            self.titles[item.item_id] = item.title
 
     @property
     def checkpoint_loaded(self) -> bool:
@@ -182,6 +207,7 @@ def create_app(settings: Settings) -> faust.App:
     items = raw_topic("items")
     recommendations = raw_topic("recommendations")
     dlq = raw_topic("interactions.dlq")
+    updates = raw_topic("model-updates")
 
     async def send_dead(dead: list[DeadLetter]) -> None:
         futures = [
@@ -214,6 +240,15 @@ def create_app(settings: Settings) -> faust.App:
                     await recommendations.send(
                         key=rec.user_id.encode(), value=rec.model_dump_json().encode()
                     )
+                # what the models learned, for the other workers: delivered before the batch
+                # is acknowledged, so no committed offset runs ahead of it
+                sent = [
+                    await updates.send(
+                        key=f"{u.topic}:{u.partition}".encode(), value=u.model_dump_json().encode()
+                    )
+                    for u in out.updates
+                ]
+                await asyncio.gather(*sent)
                 if rt.stuck is not None:
                     log.warning("batch applied after a retry: %s cleared", rt.stuck)
                 rt.stuck = None
@@ -234,9 +269,29 @@ def create_app(settings: Settings) -> faust.App:
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(settings.max_backoff, delay * 2)
 
+    @app.task
+    async def start_models() -> None:
+        """Restore the newest checkpoint, then learn what the other workers' models learn,
+        from where the checkpoint stood in ``model-updates``."""
+        await rt.models.restore()
+        await updates.maybe_declare()
+        rt.ready.set()
+        handle = update_handler(settings, rt.models)
+        positions = rt.models.update_positions
+        await follow(settings, updates.get_topic_name(), handle, positions, stopping=stopping)
+
+    @app.task
+    async def follow_catalogue() -> None:
+        """The whole catalogue on every worker (not split by the group), from the start."""
+        await rt.ready.wait()
+        await follow(settings, items.get_topic_name(), rt.apply_catalogue, {}, stopping=stopping)
+
+    def stopping() -> bool:
+        return bool(app.should_stop)
+
     @app.agent(interactions, concurrency=1)
     async def process_interactions(stream: faust.StreamT) -> None:
-        await rt.models.restore()
+        await rt.ready.wait()
         try:
             async for batch in stream.take_events(settings.batch_size, within=settings.batch_wait):
                 records = [
@@ -259,18 +314,18 @@ def create_app(settings: Settings) -> faust.App:
             await asyncio.shield(rt.models.save())
 
     @app.agent(items, concurrency=1)
-    async def process_items(stream: faust.StreamT) -> None:
+    async def dead_letter_items(stream: faust.StreamT) -> None:
+        """Split by the group: each invalid catalogue record is dead-lettered once (every
+        worker applies the valid ones, see ``follow_catalogue``)."""
         async for event in stream.events():
             msg = event.message
             try:
-                item = ItemEvent.model_validate_json(msg.value or b"")
+                ItemEvent.model_validate_json(msg.value or b"")
             except ValidationError as exc:
                 dead = DeadLetter.of(
                     msg.value, validation_error_text(exc), msg.topic, msg.partition, msg.offset
                 )
                 await send_dead([dead])
-                continue
-            apply_item(rt.engine, item.to_change())
 
     register_views(app, rt)
     register_dashboard(app, rt)

@@ -1,10 +1,12 @@
 """The model owner: one worker's in-memory models, their checkpoints and the offsets they reflect.
 
-The models learn every event of the partitions this worker reads; the owner records, per
-``topic:partition``, the newest offset they hold, saves both together to Redis every
-``checkpoint_interval`` seconds (and on shutdown), and restores them at start. Kafka offsets
-are committed right after a checkpoint and never on a timer of their own, so a restarted
-worker re-reads exactly what the models lack.
+The models learn every event of every partition (the worker's own partitions from the log,
+the others' from ``model-updates``); the owner records, per ``topic:partition``, the newest
+offset they hold, and the position reached in ``model-updates``; it saves all of it together
+to the worker's own checkpoint key every ``checkpoint_interval`` seconds (and on shutdown), and
+restores the newest checkpoint of any worker at start. Kafka offsets are committed right after
+a checkpoint, so a restarted worker re-reads what its models may lack, and learns only what
+they do not hold.
 """
 
 from __future__ import annotations
@@ -30,18 +32,23 @@ class ModelOwner:
     """The hybrid a worker learns into, and the offsets (``topic:partition`` -> newest offset)
     it reflects."""
 
-    def __init__(self, engine: HybridRecommender, store: RedisState, interval: float) -> None:
+    def __init__(
+        self, engine: HybridRecommender, store: RedisState, interval: float, worker: str = ""
+    ) -> None:
         self.engine = engine
         self.store = store
         self.interval = interval
+        self.worker = worker
         self.offsets: dict[str, int] = {}
+        #: next offset to read per partition of ``model-updates`` (saved with the checkpoint)
+        self.update_positions: dict[int, int] = {}
         self.loaded = False
         self.saved_at = time.monotonic()
 
     @classmethod
-    def from_settings(cls, settings: Settings, store: RedisState) -> ModelOwner:
+    def from_settings(cls, settings: Settings, store: RedisState, worker: str) -> ModelOwner:
         engine = default_hybrid(thresholds=settings.thresholds, half_life=settings.half_life)
-        return cls(engine, store, settings.checkpoint_interval)
+        return cls(engine, store, settings.checkpoint_interval, worker)
 
     def holds(self, tp: str, offset: int) -> bool:
         """Whether the models already learned the record at ``offset`` of ``tp``."""
@@ -54,7 +61,8 @@ class ModelOwner:
                 self.offsets[tp] = off
 
     async def restore(self) -> None:
-        """Load the checkpoint, if there is a readable one of this version."""
+        """Load the newest checkpoint of any worker, if there is a readable one of this
+        version: its models reflect every partition up to its offsets."""
         blob, meta = await self.store.load_models()
         if blob is None or meta.get("version") != CHECKPOINT_VERSION:
             log.info("no model checkpoint: models start cold")
@@ -67,6 +75,8 @@ class ModelOwner:
         # learned state from the checkpoint; thresholds, weights and sources from this code
         self.engine = engine.reconfigured(self.engine)
         self.offsets = {k: int(v) for k, v in meta.get("offsets", {}).items()}
+        positions = meta.get("update_positions", {})
+        self.update_positions = {int(p): int(o) for p, o in positions.items()}
         self.loaded = True
         log.info("models restored from checkpoint at offsets %s", self.offsets)
 
@@ -74,11 +84,13 @@ class ModelOwner:
         blob = dump_checkpoint_bytes(self.engine)
         meta = {
             "version": CHECKPOINT_VERSION,
+            "worker": self.worker,
             "offsets": dict(self.offsets),
+            "update_positions": dict(self.update_positions),
             "saved_at": time.time(),
             "bytes": len(blob),
         }
-        await self.store.save_models(blob, meta)
+        await self.store.save_models(self.worker, blob, meta)
         self.saved_at = time.monotonic()
 
     async def maybe_checkpoint(self, commit: Callable[[], Awaitable[object]] | None) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -34,9 +34,16 @@ from models.events import apply_event, learn_event
 from models.hybrid import HybridRecommender
 from state.stats import BatchStats
 from state.store import BatchView, RedisState, user_state
-from streams.schemas import DeadLetter, Interaction, Recommendation, event_time_error
+from streams.schemas import (
+    DeadLetter,
+    Interaction,
+    ModelUpdate,
+    Recommendation,
+    event_time_error,
+)
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
+from streams.worker.replication import UpdateBuilder
 
 __all__ = [
     "BatchOutcome",
@@ -79,6 +86,8 @@ class BatchOutcome:
     #: stored version as the batch read them
     read_offsets: dict[str, int | None] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    #: what the batch taught the models, per source partition, for the other workers
+    updates: list[ModelUpdate] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +148,8 @@ class BatchProcessor:
         models: ModelOwner,
         topic: str,
         log_start: Callable[[str, int], Awaitable[int]] | None = None,
+        worker_id: str = "",
+        titles: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -146,6 +157,8 @@ class BatchProcessor:
         self.topic = topic
         #: the oldest offset the log holds for a partition (None: never check for lost state)
         self.log_start = log_start
+        self.worker_id = worker_id
+        self.titles = titles if titles is not None else {}
 
     @property
     def engine(self) -> HybridRecommender:
@@ -175,7 +188,13 @@ class BatchProcessor:
         for uid in dict.fromkeys(v.interaction.user_id for v in valid):
             out.users[uid] = user_state(uid, view.users[uid], self.settings.history)
             before[uid] = self.engine.phase(out.users[uid]).name if view.users[uid] else None
-        newest = self._apply(valid, view, out)
+        learned = UpdateBuilder(self.topic, self.worker_id)
+        newest = self._apply(valid, view, out, learned)
+        ranges: dict[int, tuple[int, int]] = {}
+        for rec in records:
+            first, last = ranges.get(rec.partition, (rec.offset, rec.offset))
+            ranges[rec.partition] = (min(first, rec.offset), max(last, rec.offset))
+        out.updates = learned.close(ranges)
         if recommend:
             self._recommend(newest, out)
         for uid, was in before.items():
@@ -223,7 +242,7 @@ class BatchProcessor:
         return valid
 
     def _apply(
-        self, valid: list[_Valid], view: BatchView, out: BatchOutcome
+        self, valid: list[_Valid], view: BatchView, out: BatchOutcome, learned: UpdateBuilder
     ) -> dict[str, tuple[str, float | None]]:
         """Apply each new event to its user and the models; returns, per touched user, the
         event id and arrival time of their newest event."""
@@ -242,6 +261,7 @@ class BatchProcessor:
                     # restored from an older checkpoint, may lack it: their context is the
                     # user's current state. A duplicate then is nothing to learn now.
                     if marker == v.origin and v.dedup not in relearned:
+                        learned.add(rec.partition, rec.offset, user, event, advance=False)
                         if not self.models.holds(tp, rec.offset):
                             learn_event(self.engine, user, event)
                         self.models.advance({tp: rec.offset})
@@ -259,6 +279,7 @@ class BatchProcessor:
             seen.add(v.dedup)
             phase = self.engine.phase(user).name
             learn = not self.models.holds(tp, rec.offset)
+            learned.touch(rec.partition, user)  # the context before the user's first event
             try:
                 hit = apply_event(
                     self.engine, user, event, idle_gap=self.settings.session_gap, learn=learn
@@ -268,6 +289,7 @@ class BatchProcessor:
                 out.dead.append(self._dead(rec, f"processing failed: {exc!r}"))
                 out.stats.dead += 1
                 continue
+            learned.add(rec.partition, rec.offset, user, event, advance=True)
             # the models hold it now, whatever becomes of this batch's Redis write: a retried
             # batch must not teach them the same record twice
             self.models.advance({tp: rec.offset})
@@ -289,6 +311,7 @@ class BatchProcessor:
                 self.engine.phase(user).name,
                 event_id=eid,
                 latency_ms=round(latency, 3) if latency is not None else None,
+                titles=self.titles,
             )
             user.last_published = rec.model_dump(mode="json")
             out.recommendations.append(rec)

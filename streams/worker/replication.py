@@ -1,0 +1,147 @@
+"""Coherent models across workers: every worker learns every partition's events.
+
+Each worker learns the partitions the consumer group gave it, with each user's real state
+from Redis. For every batch it then publishes a :class:`~streams.schemas.ModelUpdate` to
+topic ``model-updates`` (key = source ``topic:partition``): per user, the context the models
+read when learning (history tail, session) as it was before the batch, and the events in the
+order they were learned, with their offsets. Every worker reads every partition of
+``model-updates`` (no group) and learns each update through the same
+:func:`models.events.apply_event` path, skipping the offsets its models hold already
+(:meth:`ModelOwner.holds`). So each partition's offsets are learned once by every worker,
+whichever worker learned them first; after a crash or a rebalance a partition's new owner
+continues where its models stand. Count-based models end up equal on every worker (sums
+commute); factor models get the same steps in another order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from models.base import UserState
+from models.events import Event, apply_event, learn_event
+from streams.schemas import LearnedEvent, ModelUpdate, UserContext
+from streams.settings import Settings
+from streams.worker.owner import ModelOwner
+
+__all__ = ["CONTEXT_ITEMS", "UpdateBuilder", "apply_update", "update_handler"]
+
+log = logging.getLogger(__name__)
+
+#: Newest history items a context carries: more than any source reads when it learns (item
+#: CF's and EASE's windows, the sequence model's history); the next-item softmax's mask of a
+#: replica sees only these of a long history.
+CONTEXT_ITEMS = 64
+
+
+def context_of(user: UserState) -> UserContext:
+    return UserContext(
+        user_id=user.user_id,
+        interactions=user.interactions,
+        recent=user.recent[-CONTEXT_ITEMS:],
+        session_id=user.session_id,
+        session_items=list(user.session_items),
+        last_seen=user.last_seen,
+    )
+
+
+def user_of(ctx: UserContext, history: int) -> UserState:
+    return UserState(
+        ctx.user_id,
+        interactions=ctx.interactions,
+        recent=list(ctx.recent),
+        session_id=ctx.session_id,
+        session_items=list(ctx.session_items),
+        last_seen=ctx.last_seen,
+        max_history=history,
+    )
+
+
+@dataclass
+class UpdateBuilder:
+    """Collects, while a batch is applied, what its models learned, per source partition."""
+
+    topic: str
+    worker: str
+    updates: dict[int, ModelUpdate] = field(default_factory=dict)
+    _users: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def touch(self, partition: int, user: UserState) -> int:
+        """Note ``user``'s context, unless already noted for this batch: call it before the
+        user takes their first event of the batch. Returns the user's index."""
+        update = self.updates.get(partition)
+        if update is None:
+            update = ModelUpdate(
+                topic=self.topic, partition=partition, first=0, last=0, worker=self.worker
+            )
+            self.updates[partition] = update
+        u = self._users.get((partition, user.user_id))
+        if u is None:
+            u = self._users[(partition, user.user_id)] = len(update.users)
+            update.users.append(context_of(user))
+        return u
+
+    def add(
+        self, partition: int, offset: int, user: UserState, event: Event, advance: bool
+    ) -> None:
+        """Record ``event`` (at ``offset``), learned by the models (``user`` touched before it
+        took its first event of the batch)."""
+        u = self.touch(partition, user)
+        update = self.updates[partition]
+        update.events.append(
+            LearnedEvent(
+                u=u,
+                item_id=event.item_id,
+                ts=event.ts,
+                kind=event.kind,
+                value=event.value,
+                session_id=event.session_id,
+                offset=offset,
+                advance=advance,
+            )
+        )
+
+    def close(self, offsets: dict[int, tuple[int, int]]) -> list[ModelUpdate]:
+        """The batch's updates, one per partition it read (``offsets``: partition -> first and
+        last offset), empty ones too: they tell the others the range holds nothing to learn."""
+        out = []
+        for partition, (first, last) in sorted(offsets.items()):
+            update = self.updates.get(partition) or ModelUpdate(
+                topic=self.topic, partition=partition, first=first, last=last, worker=self.worker
+            )
+            update.first, update.last = first, last
+            out.append(update)
+        return out
+
+
+def apply_update(owner: ModelOwner, update: ModelUpdate, *, history: int, idle_gap: float) -> int:
+    """Learn what ``update`` holds that ``owner``'s models do not; returns how many events."""
+    tp = f"{update.topic}:{update.partition}"
+    if owner.holds(tp, update.last):
+        return 0
+    users = [user_of(ctx, history) for ctx in update.users]
+    learned = 0
+    for ev in update.events:
+        user = users[ev.u]
+        event = Event(user.user_id, ev.item_id, ev.ts, ev.kind, ev.value, ev.session_id)
+        learn = not owner.holds(tp, ev.offset)
+        if ev.advance:
+            apply_event(owner.engine, user, event, idle_gap=idle_gap, learn=learn)
+        elif learn:
+            learn_event(owner.engine, user, event)
+        if learn:
+            owner.advance({tp: ev.offset})
+            learned += 1
+    owner.advance({tp: update.last})
+    return learned
+
+
+def update_handler(settings: Settings, owner: ModelOwner) -> Callable[[bytes | None], None]:
+    """What :func:`streams.worker.follow.follow` calls for each ``model-updates`` record."""
+
+    def handle(value: bytes | None) -> None:
+        update = ModelUpdate.model_validate_json(value or b"")
+        apply_update(owner, update, history=settings.history, idle_gap=settings.session_gap)
+
+    return handle
