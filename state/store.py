@@ -12,8 +12,8 @@ script need the batch's keys on one Redis (not Redis Cluster slots).
 Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state; the ``{uid}`` hash tag keeps a
 user's keys in one Redis Cluster slot), ``P:event:ID`` (dedup marker), ``P:offsets`` (hash
 ``topic:partition`` -> last applied offset), ``P:models:W`` and ``P:models:W:meta`` (worker
-``W``'s model checkpoint and the offsets it reflects; ``P:checkpoints`` indexes them by time), ``P:stats`` (the :class:`~state.stats.BatchStats`
-counters of every batch, summed).
+``W``'s model checkpoint and the offsets it reflects; ``P:checkpoints`` indexes them by time),
+``P:stats`` (the :class:`~state.stats.BatchStats` counters of every batch, summed).
 """
 
 from __future__ import annotations

@@ -20,9 +20,8 @@ __all__ = ["main"]
 def cmd_worker(args: argparse.Namespace) -> int:
     import faust  # noqa: F401  (imported here: the CLI's other commands start faster)
 
-    from streams.worker.app import create_app  # the one import of the worker from tools
-
     from streams.tools.kafka_io import ensure_topics
+    from streams.worker.app import create_app  # the one import of the worker from tools
 
     settings = load_settings()
     # with the configured partitions, before Faust subscribes: a broker that creates topics
