@@ -18,9 +18,13 @@ from __future__ import annotations
 import abc
 import functools
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from models.events import Event
+    from models.ranking import Proposals, RankBatch
 
 __all__ = [
     "EVENT_WEIGHTS",
@@ -197,6 +201,34 @@ class Recommender(abc.ABC):
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
     ) -> list[Candidate]:
         """Up to ``k`` candidates, best first, none of them in ``exclude``."""
+
+    def learn_many(
+        self, users: Sequence[UserState], events: Sequence[Event]
+    ) -> dict[int, Exception]:
+        """Learn ``events`` in order, ``users[i]`` the state of the user of ``events[i]`` just
+        before it (see :func:`models.events.apply_events`); the same as ``learn_one`` on each in
+        turn, which is what this default does. Returns the events that failed, by index (one
+        bad event must not stop the others). Sources that learn a batch in array operations
+        override it."""
+        failed: dict[int, Exception] = {}
+        for i, (user, event) in enumerate(zip(users, events, strict=True)):
+            try:
+                self.learn_one(
+                    user, event.item_id, ts=event.ts, weight=event.weight, value=event.rating
+                )
+            except Exception as exc:  # errors are data: the caller dead-letters the event
+                failed[i] = exc
+        return failed
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """Up to ``n`` candidates for each user of ``batch``, as arrays (see
+        :mod:`models.ranking`): what ``recommend(user, n, exclude)`` lists for each, which is
+        what this default asks. Sources that rank many users at once override it; the contract
+        suite checks that both agree."""
+        from models.ranking import Proposals
+
+        lists = [self.recommend(u, n, e) for u, e in zip(batch.users, batch.excludes, strict=True)]
+        return Proposals.of_lists(batch, lists)
 
     def forget_item(self, item_id: str) -> None:  # noqa: B027 - optional hook
         """Drop an item (deleted from the catalogue). Models that cannot, ignore it."""

@@ -45,6 +45,7 @@ from models.common import (
     positive_evidence,
     top_rows,
 )
+from models.ranking import Proposals, RankBatch, sum_per_owner, top_per_owner_by_cand
 
 __all__ = ["ItemCooccurrence"]
 
@@ -155,18 +156,28 @@ class ItemCooccurrence(Recommender):
 
     def _row(self, i: int, w: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Neighbour indices of item ``i`` and their similarities times ``w``."""
+        idx, co, n_j = self._neighbours(i)
+        if not len(idx):
+            return idx, co
+        return idx, self._sims(co, n_j, w / self._n[i] ** self.alpha)
+
+    def _neighbours(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Item ``i``'s counted neighbours: indices, co-occurrences, the neighbours' counts
+        to the power ``1 - alpha`` (nothing when ``i`` itself has no count)."""
         row, n_i = self._co[i], self._n[i]
         idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
         co = np.fromiter(row.values(), dtype=np.float64, count=len(row))
         if not len(row) or n_i <= 0:
-            return idx[:0], co[:0]
+            return idx[:0], co[:0], co[:0]
         n_j = self._n[idx]
         live = n_j > 0
-        idx, co, n_j = idx[live], co[live], n_j[live]
-        sim = co * (w / n_i**self.alpha) / n_j ** (1.0 - self.alpha)
+        return idx[live], co[live], n_j[live] ** (1.0 - self.alpha)
+
+    def _sims(self, co: np.ndarray, n_j: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+        sim = co * scale / n_j
         if self.shrinkage:
             sim *= co / (co + self.shrinkage * self._scale)
-        return idx, sim
+        return sim
 
     def _prune(self, i: int) -> None:
         idx, sim = self._row(i)
@@ -237,6 +248,65 @@ class ItemCooccurrence(Recommender):
             Candidate(self._items[cand[t]], float(scores[t]), [self.name], why[t])
             for t in top.tolist()
         ]
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: each distinct item's
+        neighbour row is read once, and the sums, exclusions and top ``n`` are array
+        operations over the whole batch."""
+        owner, rows, weight, mine = [], [], [], []
+        for b, user in enumerate(batch.users):
+            w = 1.0
+            for item in reversed(user.recent[-self.history :]):
+                i = self._index.get(item)
+                if i is not None and self._co[i] and self._n[i] > 0:
+                    owner.append(b)
+                    rows.append(i)
+                    weight.append(w)
+                    mine.append(item)
+                w *= self.history_decay
+        if not owner or n <= 0:
+            return Proposals.empty()
+        cache = {i: self._neighbours(i) for i in set(rows)}
+        sizes = [len(cache[i][0]) for i in rows]
+        part = np.repeat(np.arange(len(rows)), sizes)
+        cand = np.concatenate([cache[i][0] for i in rows])
+        scale = np.asarray(weight) / self._n[rows] ** self.alpha
+        sims = self._sims(
+            np.concatenate([cache[i][1] for i in rows]),
+            np.concatenate([cache[i][2] for i in rows]),
+            scale[part],
+        )
+        who = np.asarray(owner, dtype=np.int64)[part]
+        k_owner, k_cand, scores, inverse = sum_per_owner(
+            who, cand, sims, len(batch), len(self._items)
+        )
+        ids = batch.vocab.rows(self._items)
+        ok = np.isfinite(scores) & (scores > 0) & batch.allowed(k_owner, ids[k_cand])
+        live = np.flatnonzero(ok)
+        top = live[
+            top_per_owner_by_cand(
+                k_owner[live], k_cand[live], scores[live], n, (len(batch), len(self._items))
+            )
+        ]
+        name_rank = np.argsort(np.argsort(np.asarray(mine)))
+
+        def explain(entries: np.ndarray) -> list[list[str]]:
+            # the (up to) two user items contributing most, ties to the first by name
+            wanted = top[entries]
+            mark = np.zeros(len(scores), dtype=bool)
+            mark[wanted] = True
+            sel = np.flatnonzero(mark[inverse])
+            order = sel[np.lexsort((name_rank[part[sel]], -sims[sel], inverse[sel]))]
+            groups = inverse[order]
+            starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+            place = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+            why: dict[int, list[str]] = {}
+            first_two = order[place < 2]
+            for g, p in zip(inverse[first_two].tolist(), part[first_two].tolist(), strict=True):
+                why.setdefault(g, []).append(mine[p])
+            return [why.get(g, []) for g in wanted.tolist()]
+
+        return Proposals(k_owner[top], ids[k_cand[top]], scores[top], explain)
 
     def forget_item(self, item_id: str) -> None:
         i = self._index.get(item_id)

@@ -20,8 +20,9 @@ from collections.abc import Collection
 import numpy as np
 
 from models.base import Candidate, Recommender, UserState
-from models.common import positive_evidence
+from models.common import decay_factor, positive_evidence
 from models.popularity import DecayedPopularity
+from models.ranking import Proposals, RankBatch
 
 __all__ = ["CohortPopularity"]
 
@@ -107,6 +108,36 @@ class CohortPopularity(Recommender):
         return [
             Candidate(x.item_id, x.score, [self.name]) for x in best.recommend(user, k, exclude)
         ]
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: each cohort's ranking is read
+        once and cut per user after the user's exclusions."""
+        groups: dict[int, list[int]] = {}
+        for b, user in enumerate(batch.users):
+            groups.setdefault(self.cohort(user.interactions), []).append(b)
+        if n <= 0:
+            return Proposals.empty()
+        owners, items, scores = [], [], []
+        for c, members in groups.items():
+            best = self._pops[c][int(np.argmax(self._credit[c]))]
+            ranked = np.asarray(
+                best._ranked(n + max(len(batch.excludes[b]) for b in members)), dtype=np.int64
+            )
+            if not len(ranked):
+                continue
+            ids = batch.vocab.rows(best._items)[ranked]
+            value = best._scores[ranked] * decay_factor(best._t0 or 0.0, best._now, best.half_life)
+            owner = np.repeat(np.asarray(members, dtype=np.int64), len(ranked))
+            at = np.tile(np.arange(len(ranked)), len(members))
+            ok = batch.allowed(owner, ids[at])
+            kept = np.cumsum(ok.reshape(len(members), -1), axis=1).ravel()
+            take = np.flatnonzero(ok & (kept <= n))
+            owners.append(owner[take])
+            items.append(ids[at[take]])
+            scores.append(value[at[take]])
+        if not owners:
+            return Proposals.empty()
+        return Proposals(np.concatenate(owners), np.concatenate(items), np.concatenate(scores))
 
     def forget_item(self, item_id: str) -> None:
         for cohort in self._pops:

@@ -200,7 +200,7 @@ def top_rows(
     """Rows of the ``k`` highest ``scores``, best first: ``argpartition`` keeps ``k`` rows in
     O(n), only those are sorted. Equal scores are ordered by row (``ties="row"``), or as the
     partition left them (``"partition"``, a stable sort: what :class:`DecayedPopularity
-    <models.popularity.DecayedPopularity>` and the content model rank by).
+    <models.popularity.DecayedPopularity>` ranks by).
 
     >>> top_rows(np.array([1.0, 3.0, 2.0, 3.0]), 3).tolist()
     [1, 3, 2]

@@ -29,11 +29,14 @@ import math
 import re
 from array import array
 from collections.abc import Collection, Iterable
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, ban, drop_row, grown, live_rows, top_rows
+from models.ranking import Proposals, RankBatch, top_dense
 
 __all__ = ["STOPWORDS", "ContentModel", "tokenize"]
 
@@ -72,6 +75,9 @@ class ContentModel(Recommender):
     """
 
     name = "content"
+    #: Catalogue changes so far (class-level: checkpoints from before it lack it); the batched
+    #: ranking's index matrix is rebuilt when it moves.
+    _version: int = 0
 
     def __init__(
         self,
@@ -105,6 +111,11 @@ class ContentModel(Recommender):
 
     def __len__(self) -> int:
         return len(self._vectors)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_matrix", None)  # the batched ranking's index matrix, rebuilt on first use
+        return state
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._vectors
@@ -157,6 +168,7 @@ class ContentModel(Recommender):
                 self._post_vals[f] = array("f")
             self._post_rows[f].append(row)
             self._post_vals[f].append(w)
+        self._version += 1
 
     def forget_item(self, item_id: str) -> None:
         """Remove an item from the catalogue; it is never recommended again."""
@@ -242,23 +254,116 @@ class ContentModel(Recommender):
             return []
         scores = self._scores(query)
         ban(scores, self._row, exclude, 0.0)
+        out = []
+        for r in self._best(scores, k).tolist():
+            item = self._row_items[r]
+            if item is not None:
+                out.append(
+                    Candidate(item, float(scores[r]), [self.name], self._because(query, item))
+                )
+        return out
+
+    def _best(self, scores: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the ``k`` best positive ``scores`` (equal scores by row)."""
         m = min(k, int(np.count_nonzero(scores > 0)))
         if m == 0:
-            return []
-        order = top_rows(scores, m, ties="partition")
-        # "because": the strongest query features the item shares (only those can score)
+            return np.zeros(0, dtype=np.int64)
+        order = top_rows(scores, m)
+        return order[scores[order] > 0]
+
+    def _because(self, query: dict[str, float], item: str) -> list[str]:
+        """The strongest query features the item shares (only those can score), up to 3."""
         strongest = heapq.nlargest(self.query_features, query.items(), key=lambda kv: kv[1])
-        out = []
-        for r in order.tolist():
-            item = self._row_items[r]
-            score = float(scores[r])
-            if item is None or score <= 0:
+        vec = self._vectors[item]
+        matched = [(q * vec[f], f) for f, q in strongest if f in vec and q * vec[f] > 0]
+        matched.sort(key=lambda wf: (-wf[0], wf[1]))
+        return [f for _, f in matched[:3]]
+
+    def _index_matrix(self) -> tuple[sp.csr_matrix, dict[str, int]]:
+        """The inverted index as one sparse matrix (feature x row) and the features' places;
+        kept until the catalogue changes (not pickled)."""
+        cached = self.__dict__.get("_matrix")
+        if cached is None or cached[2] is not self._post_rows or cached[3] != self._version:
+            features = list(self._post_rows)
+            sizes = [len(self._post_rows[f]) for f in features]
+            indices = np.concatenate(
+                [np.frombuffer(self._post_rows[f], dtype=np.int32) for f in features] or [[]]
+            )
+            data = np.concatenate(
+                [np.frombuffer(self._post_vals[f], dtype=np.float32) for f in features] or [[]]
+            )
+            indptr = np.r_[0, np.cumsum(sizes)]
+            matrix = sp.csr_matrix(
+                (data.astype(np.float64), indices, indptr),
+                shape=(len(features), len(self._row_items)),
+            )
+            cached = (
+                matrix,
+                {f: i for i, f in enumerate(features)},
+                self._post_rows,
+                self._version,
+            )
+            self.__dict__["_matrix"] = cached
+        return cached[0], cached[1]
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: the users' strongest profile
+        features times the index matrix (one sparse product per chunk of users); the reasons
+        are worked out only for the entries that reach a list."""
+        if n <= 0 or not self._vectors:
+            return Proposals.empty()
+        matrix, place = self._index_matrix()
+        users, q_rows, q_cols, q_vals, norms = [], [], [], [], []
+        for b, user in enumerate(batch.users):
+            if not user.profile:
                 continue
-            vec = self._vectors[item]
-            matched = [(q * vec[f], f) for f, q in strongest if f in vec and q * vec[f] > 0]
-            matched.sort(key=lambda wf: (-wf[0], wf[1]))
-            out.append(Candidate(item, score, [self.name], [f for _, f in matched[:3]]))
-        return out
+            x = len(users)
+            users.append(b)
+            for f, q in heapq.nlargest(
+                self.query_features, user.profile.items(), key=lambda kv: abs(kv[1])
+            ):
+                col = place.get(f)
+                if col is not None and math.isfinite(q):
+                    q_rows.append(x)
+                    q_cols.append(col)
+                    q_vals.append(q)
+            norm = math.sqrt(sum(v * v for v in user.profile.values() if math.isfinite(v)))
+            norms.append(norm if norm > 0 else 1.0)
+        if not users:
+            return Proposals.empty()
+        size = len(self._row_items)
+        Q = sp.csr_matrix((q_vals, (q_rows, q_cols)), shape=(len(users), matrix.shape[0]))
+        ids = batch.vocab.rows(self._row_items)
+        local = np.full(len(batch), -1, dtype=np.int64)
+        local[users] = np.arange(len(users))
+        ex_owner, ex_rows = batch.excluded_rows(batch.vocab.row_of(self._row_items))
+        ex_at = local[ex_owner]
+        dead = ~self._alive[:size] | (ids < 0)
+        owners, rows, scores = [], [], []
+        step = max(1, 4_000_000 // max(size, 1))
+        for lo in range(0, len(users), step):
+            hi = min(len(users), lo + step)
+            S = (Q[lo:hi] @ matrix).toarray() / np.asarray(norms[lo:hi])[:, None]
+            S[:, dead] = 0.0
+            mine = (ex_at >= lo) & (ex_at < hi)
+            S[ex_at[mine] - lo, ex_rows[mine]] = 0.0
+            top = top_dense(S, n)
+            picked = np.take_along_axis(S, top, axis=1)
+            u, j = np.nonzero(picked > 0)
+            owners.append(u + lo)
+            rows.append(top[u, j])
+            scores.append(picked[u, j])
+        at, picked_rows = np.concatenate(owners), np.concatenate(rows)
+
+        def explain(entries: np.ndarray) -> list[list[str]]:
+            return [
+                self._because(batch.users[users[x]].profile, str(self._row_items[r]))
+                for x, r in zip(at[entries].tolist(), picked_rows[entries].tolist(), strict=True)
+            ]
+
+        return Proposals(
+            np.asarray(users, dtype=np.int64)[at], ids[picked_rows], np.concatenate(scores), explain
+        )
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()

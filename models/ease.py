@@ -41,6 +41,7 @@ import numpy as np
 from models.base import Candidate, UserState
 from models.cf import ItemCooccurrence
 from models.common import top_rows
+from models.ranking import Proposals, RankBatch, top_dense
 
 __all__ = ["ItemEASE", "solve_ease"]
 
@@ -216,6 +217,77 @@ class ItemEASE(ItemCooccurrence):
                 Candidate(self._items[self._head[t]], float(scores[t]), [self.name], because)
             )
         return out
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: the users' weighted rows of
+        the solved weights summed into one array, one top ``n`` for all."""
+        if self._B is None and self._pending is not None:
+            self._install()
+        elif self._B is None and self._items:
+            self.refit()
+        if self._B is None or n <= 0:
+            return Proposals.empty()
+        rows: list[list[int]] = []
+        weights: list[list[float]] = []
+        mine: list[list[str]] = []
+        for user in batch.users:
+            r_u, w_u, m_u = [], [], []
+            w = 1.0
+            for item in reversed(user.recent[-self.history :]):
+                r = self._row_of.get(self._index.get(item, -1))
+                if r is not None:
+                    r_u.append(r)
+                    w_u.append(w)
+                    m_u.append(item)
+                w *= self.history_decay
+            rows.append(r_u)
+            weights.append(w_u)
+            mine.append(m_u)
+        users = [b for b, r in enumerate(rows) if r]
+        if not users:
+            return Proposals.empty()
+        depth = max(len(rows[b]) for b in users)
+        R = np.full((len(users), depth), -1, dtype=np.int64)  # the users' rows, padded
+        W = np.zeros((len(users), depth), dtype=np.float32)
+        for u, b in enumerate(users):
+            R[u, : len(rows[b])] = rows[b]
+            W[u, : len(rows[b])] = weights[b]
+        scores = np.zeros((len(users), len(self._head)), dtype=np.float32)
+        for p in range(depth):  # summed in the user's order, as recommend sums its parts
+            has = np.flatnonzero(R[:, p] >= 0)
+            scores[has] += self._B[R[has, p]] * W[has, p, None]
+        local = np.full(len(batch), -1, dtype=np.int64)
+        local[users] = np.arange(len(users))
+        ids = batch.vocab.rows(self._items)[self._head]
+        row_of = np.full(len(batch.vocab), -1, dtype=np.int64)
+        row_of[ids] = np.arange(len(ids))
+        owner, banned = batch.excluded_rows(row_of)
+        at = local[owner]
+        scores[at[at >= 0], banned[at >= 0]] = 0.0
+        top = top_dense(scores, n)
+        picked = np.take_along_axis(scores, top, axis=1)
+        u, j = np.nonzero(picked > 0)
+        cols = top[u, j]
+        names = [mine[b] for b in users]
+
+        def explain(entries: np.ndarray) -> list[list[str]]:
+            # the (up to) two user items whose rows add most to the candidate
+            eu, ec = u[entries], cols[entries]
+            parts = np.where(R[eu] >= 0, self._B[R[eu], ec[:, None]] * W[eu], -np.inf)
+            lead = np.argsort(-parts, axis=1, kind="stable")[:, :2]
+            return [
+                [names[x][p] for p in lead_x if part_x[p] > 0]
+                for x, lead_x, part_x in zip(
+                    eu.tolist(), lead.tolist(), parts.tolist(), strict=True
+                )
+            ]
+
+        return Proposals(
+            np.asarray(users, dtype=np.int64)[u],
+            ids[cols],
+            picked[u, j].astype(np.float64),
+            explain,
+        )
 
     def forget_item(self, item_id: str) -> None:
         super().forget_item(item_id)

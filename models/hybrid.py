@@ -20,9 +20,11 @@ item keeps the sources that put it there and the user's items that led to it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from models import registry
 from models.base import (
@@ -34,6 +36,7 @@ from models.base import (
     UserState,
     can,
 )
+from models.ranking import RankBatch, Source, Vocab, blend, weights_table
 
 __all__ = ["DEFAULT_PHASES", "HybridRecommender", "Phase", "SwitchingPolicy"]
 
@@ -206,37 +209,64 @@ class HybridRecommender(Recommender):
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
     ) -> list[Candidate]:
-        weights = {
-            name: w
-            for name, w in self.phase(user).weights.items()
-            if w > 0 and name in self.sources
-        }
+        return self.recommend_batch([user], k, [exclude])[0]
+
+    def recommend_batch(
+        self,
+        users: Sequence[UserState],
+        k: int = 10,
+        excludes: Sequence[Collection[str]] | None = None,
+    ) -> list[list[Candidate]]:
+        """Each user's list, as :meth:`recommend` gives it, for many users at once.
+
+        Every source weighted in some user's phase proposes its ``candidates_per_source``
+        best items for all of its users in one call (:meth:`Recommender.propose`); the blend
+        (:func:`models.ranking.blend`) divides each source's scores by the user's best from
+        it, weighs them by the user's phase and keeps the ``k`` best (ties by item id); a list
+        left short is filled from the fallback source. Seen items (``excludes[i]`` for
+        ``users[i]``) and deleted ones are never listed.
+        """
+        if excludes is None:
+            excludes = [()] * len(users)
+        if len(excludes) != len(users):
+            raise ValueError("one exclude collection per user")
         fallback = self.fallback if self.fallback in self.sources else None
-        if not weights and fallback is not None:
-            weights = {fallback: 1.0}
-        n = max(k, self.candidates_per_source)
+        chosen = []
+        for user in users:
+            weights = {
+                name: w
+                for name, w in self.phase(user).weights.items()
+                if w > 0 and name in self.sources
+            }
+            chosen.append(weights or ({fallback: 1.0} if fallback is not None else {}))
         if self.deleted:
-            exclude = set(exclude) | self.deleted
-        blended: dict[str, Candidate] = {}
-        for name, w in weights.items():
-            cands = self.sources[name].recommend(user, k=n, exclude=exclude)
-            top = max((c.score for c in cands if math.isfinite(c.score)), default=0.0)
-            for cand in cands:
-                if not math.isfinite(cand.score) or cand.score <= 0 or top <= 0:
-                    continue
-                part = w * cand.score / top
-                got = blended.get(cand.item_id)
-                if got is None:
-                    blended[cand.item_id] = Candidate(
-                        cand.item_id, part, [name], list(cand.because)
-                    )
-                else:
-                    got.score += part
-                    got.sources.append(name)
-                    got.because.extend(b for b in cand.because if b not in got.because)
-        ranked = sorted(blended.values(), key=lambda c: (-c.score, c.item_id))[:k]
-        if len(ranked) < k and fallback is not None and fallback not in weights:
-            have = set(exclude) | {c.item_id for c in ranked}
-            for cand in self.sources[fallback].recommend(user, k=k - len(ranked), exclude=have):
-                ranked.append(Candidate(cand.item_id, 0.0, [fallback]))
-        return ranked
+            excludes = [set(e) | self.deleted for e in excludes]
+        batch = RankBatch(users, excludes, self._vocab())
+        names = [name for name in self.sources if any(name in w for w in chosen)]
+        weight, rank = weights_table(chosen, names)
+        n = max(k, self.candidates_per_source)
+        blocks = []
+        for s, name in enumerate(names):
+            owners = np.flatnonzero(weight[s] > 0)
+            props = self.sources[name].propose(batch.subset(owners.tolist()), n)
+            props.owner = owners[props.owner]
+            blocks.append(Source(name, props, weight[s], rank[s]))
+        lists = blend(batch, blocks, k)
+        for b, ranked in enumerate(lists):
+            if len(ranked) < k and fallback is not None and fallback not in chosen[b]:
+                have = set(excludes[b]) | {c.item_id for c in ranked}
+                source = self.sources[fallback]
+                for cand in source.recommend(users[b], k=k - len(ranked), exclude=have):
+                    ranked.append(Candidate(cand.item_id, 0.0, [fallback]))
+        return lists
+
+    def _vocab(self) -> Vocab:
+        vocab = self.__dict__.get("_ranking_vocab")
+        if vocab is None:
+            vocab = self.__dict__["_ranking_vocab"] = Vocab()
+        return vocab
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_ranking_vocab", None)  # a cache of item ids, rebuilt on first use
+        return state

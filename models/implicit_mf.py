@@ -32,6 +32,7 @@ import numpy as np
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, drop_row, grown, live_rows, top_servable
+from models.ranking import Proposals, RankBatch, top_dense
 
 __all__ = ["ImplicitMF"]
 
@@ -227,3 +228,63 @@ class ImplicitMF(Recommender):
             because = [recent[nearest[j]]] if nearest is not None else []
             out.append(Candidate(item, probs[j], [self.name], because))
         return out
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: one matrix product of the
+        users' vectors and the item factors (in chunks of users), one top ``n`` per row."""
+        size = len(self._row_items)
+        users, vecs = [], []
+        for b, user in enumerate(batch.users):
+            u = self.user_vector(user)
+            if u is not None:
+                users.append(b)
+                vecs.append(u)
+        if not users or n <= 0 or size == 0:
+            return Proposals.empty()
+        U = np.stack(vecs)
+        ids = batch.vocab.rows(self._row_items)
+        row_of = batch.vocab.row_of(self._row_items)
+        local = np.full(len(batch), -1, dtype=np.int64)
+        local[users] = np.arange(len(users))
+        ex_owner, ex_rows = batch.excluded_rows(row_of)
+        ex_at = local[ex_owner]
+        dead = ~self._alive[:size]
+        owners, cols, scores = [], [], []
+        step = max(1, 4_000_000 // size)
+        for lo in range(0, len(users), step):
+            hi = min(len(users), lo + step)
+            S = U[lo:hi] @ self._V[:size].T + self._b[:size]
+            S[:, dead] = -np.inf
+            S[~np.isfinite(S)] = -np.inf
+            mine = (ex_at >= lo) & (ex_at < hi)
+            S[ex_at[mine] - lo, ex_rows[mine]] = -np.inf
+            top = top_dense(S, n)
+            picked = np.take_along_axis(S, top, axis=1)
+            u, j = np.nonzero(np.isfinite(picked))
+            owners.append(u + lo)
+            cols.append(top[u, j])
+            scores.append(_sigmoid(picked[u, j]))
+        at, rows = np.concatenate(owners), np.concatenate(cols)
+        recent = []
+        for b in users:
+            mine_items = [i for i in batch.users[b].recent[-20:] if i in self._row]
+            recent.append([self._row[i] for i in mine_items])
+        depth = max(1, max(len(r) for r in recent))
+        R = np.full((len(users), depth), -1, dtype=np.int64)
+        for x, r in enumerate(recent):
+            R[x, : len(r)] = r
+
+        def explain(entries: np.ndarray) -> list[list[str]]:
+            # the user's recent item whose factors are most like the candidate's
+            eu, er = at[entries], rows[entries]
+            sims = np.einsum("ed,epd->ep", self._V[er], self._V[R[eu]])
+            sims[R[eu] < 0] = -np.inf
+            nearest = np.argmax(sims, axis=1)
+            return [
+                [self._row_items[R[x, p]]] if R[x, 0] >= 0 else []  # type: ignore[list-item]
+                for x, p in zip(eu.tolist(), nearest.tolist(), strict=True)
+            ]
+
+        return Proposals(
+            np.asarray(users, dtype=np.int64)[at], ids[rows], np.concatenate(scores), explain
+        )

@@ -39,9 +39,11 @@ import math
 from collections.abc import Collection
 
 import numpy as np
+import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, grown, top_servable
+from models.ranking import Proposals, RankBatch, top_dense
 
 __all__ = ["NextItemSoftmax"]
 
@@ -325,3 +327,65 @@ class NextItemSoftmax(Recommender):
             for r, p, j in zip(top.tolist(), probs, lead, strict=True)
             if p > 0
         ]
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: one matrix product of the
+        users' contexts and the item (and tag) factors, in chunks of users; one top ``n``."""
+        size = len(self._items)
+        users, parts, mines = [], [], []
+        for b, user in enumerate(batch.users):
+            ctx, mine = self._context(user)
+            if len(ctx):
+                users.append(b)
+                parts.append(self._pos[: len(ctx), None] * self._E[ctx])
+                mines.append(mine)
+        if not users or n <= 0:
+            return Proposals.empty()
+        H = np.stack([p.sum(axis=0) for p in parts])
+        depth = max(len(p) for p in parts)
+        P = np.zeros((len(users), depth, self.n_factors), dtype=np.float32)
+        for x, p in enumerate(parts):
+            P[x, : len(p)] = p
+        lens = np.asarray([len(p) for p in parts])
+        tags = None
+        if self._tag_row:
+            items, tag, share = self._tag_pairs()
+            tags = sp.csr_matrix((share, (items, tag)), shape=(size, len(self._U)))
+        ids = batch.vocab.rows(self._items)
+        row_of = batch.vocab.row_of(self._items)
+        local = np.full(len(batch), -1, dtype=np.int64)
+        local[users] = np.arange(len(users))
+        ex_owner, ex_rows = batch.excluded_rows(row_of)
+        ex_at = local[ex_owner]
+        dead = ~self._alive[:size]
+        owners, cols, scores = [], [], []
+        step = max(1, 4_000_000 // max(size, 1))
+        for lo in range(0, len(users), step):
+            hi = min(len(users), lo + step)
+            S = H[lo:hi] @ self._W[:size].T + self._b[:size]
+            if tags is not None:
+                S += np.asarray((tags @ (H[lo:hi] @ self._U.T).T).T, dtype=np.float32)
+            S[:, dead] = -np.inf
+            S[~np.isfinite(S)] = -np.inf
+            mine = (ex_at >= lo) & (ex_at < hi)
+            S[ex_at[mine] - lo, ex_rows[mine]] = -np.inf
+            top = top_dense(S, n)
+            picked = np.take_along_axis(S, top, axis=1)
+            probs = np.exp(picked - picked[:, :1])
+            u, j = np.nonzero(np.isfinite(picked) & (probs > 0))
+            owners.append(u + lo)
+            cols.append(top[u, j])
+            scores.append(probs[u, j].astype(np.float64))
+        at, rows = np.concatenate(owners), np.concatenate(cols)
+
+        def explain(entries: np.ndarray) -> list[list[str]]:
+            # the recent item whose weighted factors add most to the candidate's score
+            eu, er = at[entries], rows[entries]
+            adds = np.einsum("epd,ed->ep", P[eu], self._W[er])
+            adds[np.arange(depth)[None, :] >= lens[eu, None]] = -np.inf  # padding
+            lead = np.argmax(adds, axis=1)
+            return [[mines[x][p]] for x, p in zip(eu.tolist(), lead.tolist(), strict=True)]
+
+        return Proposals(
+            np.asarray(users, dtype=np.int64)[at], ids[rows], np.concatenate(scores), explain
+        )

@@ -23,9 +23,14 @@ import math
 from collections import deque
 from collections.abc import Collection
 from itertools import islice
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import context_items, top_items
+from models.ranking import KEY_SHIFT, Proposals, RankBatch, Vocab, name_rank, top_per_owner
 
 __all__ = ["SessionKNN"]
 
@@ -83,10 +88,21 @@ class SessionKNN(Recommender):
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_ids", None)  # the batched ranking's cache of sessions as item ids
+        return state
+
+    def _changed(self, sid: int) -> None:
+        cache = self.__dict__.get("_ids")
+        if cache is not None:
+            cache[1].pop(sid, None)
+
     def _add(self, sid: int, item: str) -> bool:
         items = self._sessions[sid]
         if item in items:
             return False
+        self._changed(sid)
         items[item] = None
         self._postings.setdefault(item, {})[sid] = None
         if len(items) > self.max_session_len:
@@ -94,6 +110,7 @@ class SessionKNN(Recommender):
         return True
 
     def _remove(self, sid: int, item: str) -> None:
+        self._changed(sid)
         self._sessions[sid].pop(item, None)
         posting = self._postings.get(item)
         if posting is not None:
@@ -173,6 +190,103 @@ class SessionKNN(Recommender):
             because = [i for i, _ in top_items(why.items(), 2)]
             out.append(Candidate(j, s, [self.name], because))
         return out
+
+    def _session_ids(self, vocab: Vocab, sid: int) -> np.ndarray:
+        """The items of session ``sid`` as ids of ``vocab``, kept until the session changes."""
+        cache = self.__dict__.get("_ids")
+        if cache is None or cache[0] is not vocab:
+            cache = self.__dict__["_ids"] = (vocab, {})
+        ids = cache[1].get(sid)
+        if ids is None:
+            ids = cache[1][sid] = vocab.intern(self._sessions[sid])
+        return ids
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: postings, overlaps, the
+        nearest sessions and the items' sums are array operations over the whole batch."""
+        vocab = batch.vocab
+        owner, items, weight, size, own = [], [], [], [], []
+        for b, user in enumerate(batch.users):
+            current = context_items(user, self.context)
+            w = 1.0
+            for item in current:
+                owner.append(b)
+                items.append(item)
+                weight.append(w)
+                w *= self.context_decay
+            size.append(len(current))
+            own.append(self._sid.get((user.user_id, user.session_id or ""), -1))
+        if not owner or n <= 0:
+            return Proposals.empty()
+        post = {
+            item: np.fromiter(
+                islice(reversed(self._postings.get(item, {})), self.sample_size), dtype=np.int64
+            )
+            for item in set(items)
+        }
+        lens = [len(post[i]) for i in items]
+        c_owner = np.repeat(np.asarray(owner, dtype=np.int64), lens)
+        c_sid = np.concatenate([post[i] for i in items])
+        c_w = np.repeat(np.asarray(weight), lens)
+        other = c_sid != np.asarray(own, dtype=np.int64)[c_owner]
+        keys, inverse = np.unique((c_owner[other] << KEY_SHIFT) | c_sid[other], return_inverse=True)
+        if not len(keys):
+            return Proposals.empty()
+        dot = np.bincount(inverse, weights=c_w[other], minlength=len(keys))
+        s_owner, s_sid = keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
+        sessions = self._sessions
+        s_len = np.fromiter((len(sessions[x]) for x in s_sid.tolist()), dtype=np.int64)
+        sims = dot / np.sqrt((np.asarray(size, dtype=np.int64)[s_owner] * s_len).astype(float))
+        nb = top_per_owner(s_owner, sims, self.k_neighbors, -s_sid)  # ties: the newer session
+        nb_owner, nb_sid, nb_sim = s_owner[nb], s_sid[nb], sims[nb]
+        arrays = [self._session_ids(vocab, x) for x in nb_sid.tolist()]
+        counts = [len(a) for a in arrays]
+        e_nb = np.repeat(np.arange(len(nb)), counts)
+        e_item = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+        e_owner = nb_owner[e_nb]
+        e_keys, e_inv = np.unique((e_owner << KEY_SHIFT) | e_item, return_inverse=True)
+        scores = np.bincount(e_inv, weights=nb_sim[e_nb], minlength=len(e_keys))
+        k_owner, k_item = e_keys >> KEY_SHIFT, e_keys & ((1 << KEY_SHIFT) - 1)
+        live = np.flatnonzero(batch.allowed(k_owner, k_item))
+        top = live[top_per_owner(k_owner[live], scores[live], n, name_rank(vocab, k_item[live]))]
+
+        def explain(entries: np.ndarray) -> list[list[str]]:
+            # the (up to) two context items behind the neighbours that hold the candidate
+            chosen = top[entries]
+            at = np.full(len(e_keys), -1, dtype=np.int64)
+            at[chosen] = np.arange(len(chosen))
+            hold = np.flatnonzero(at[e_inv] >= 0)  # entries: a neighbour holds a candidate
+            used = np.zeros(len(nb), dtype=bool)
+            used[e_nb[hold]] = True
+            sub = np.flatnonzero(used[e_nb])  # entries of those neighbours
+            ctx = (np.asarray(owner, dtype=np.int64) << KEY_SHIFT) | vocab.intern(items)
+            by_key = np.argsort(ctx)
+            sub_keys = (e_owner[sub] << KEY_SHIFT) | e_item[sub]
+            cols = np.minimum(np.searchsorted(ctx[by_key], sub_keys), len(ctx) - 1)
+            in_ctx = ctx[by_key][cols] == sub_keys
+            sub, cols = sub[in_ctx], cols[in_ctx]
+            ctx_w = np.asarray(weight)[by_key][cols]
+            M = sp.csr_matrix(
+                (nb_sim[e_nb[sub]] * ctx_w, (e_nb[sub], cols)), shape=(len(nb), len(ctx))
+            )
+            C = sp.csr_matrix(
+                (np.ones(len(hold)), (at[e_inv[hold]], e_nb[hold])), shape=(len(chosen), len(nb))
+            )
+            why = (C @ M).tocoo()
+            names = np.asarray(items, dtype=object)[by_key]
+            rank = np.argsort(np.argsort(names, kind="stable"), kind="stable")
+            order = np.lexsort((rank[why.col], -why.data, why.row))
+            rows = why.row[order]
+            first = np.r_[True, rows[1:] != rows[:-1]]
+            second = np.r_[False, ~first[1:] & first[:-1]]
+            out: list[list[str]] = [[] for _ in range(len(chosen))]
+            for r, c in zip(
+                rows[first | second].tolist(), why.col[order][first | second].tolist(), strict=True
+            ):
+                out[r].append(str(names[c]))
+            return out
+
+        return Proposals(k_owner[top], k_item[top], scores[top], explain)
 
     def forget_item(self, item_id: str) -> None:
         for sid in list(self._postings.get(item_id, ())):

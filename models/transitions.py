@@ -26,6 +26,8 @@ import heapq
 import math
 from collections.abc import Collection
 
+import numpy as np
+
 from models.base import Candidate, Recommender, UserState
 from models.common import (
     MAX_WEIGHT,
@@ -35,6 +37,7 @@ from models.common import (
     positive_evidence,
     top_items,
 )
+from models.ranking import KEY_SHIFT, Proposals, RankBatch, name_rank, top_per_owner
 
 __all__ = ["TransitionModel"]
 
@@ -142,6 +145,49 @@ class TransitionModel(Recommender):
             k,
         )
         return [Candidate(j, s, [self.name], [best[j][1]]) for j, s in ranked]
+
+    def propose(self, batch: RankBatch, n: int) -> Proposals:
+        """:meth:`recommend` for every user of ``batch`` at once: each context item's
+        successors are read once; sums, exclusions and the top ``n`` are array operations."""
+        owner, rows, weight = [], [], []
+        for b, user in enumerate(batch.users):
+            w = 1.0
+            for item in context_items(user, self.context):
+                if self._next.get(item) and self._out.get(item):
+                    owner.append(b)
+                    rows.append(item)
+                    weight.append(w)
+                w *= self.context_decay
+        if not owner or n <= 0:
+            return Proposals.empty()
+        vocab = batch.vocab
+        cache = {
+            item: (vocab.intern(self._next[item]), np.fromiter(self._next[item].values(), float))
+            for item in set(rows)
+        }
+        part = np.repeat(np.arange(len(rows)), [len(cache[i][0]) for i in rows])
+        cand = np.concatenate([cache[i][0] for i in rows])
+        counts = np.concatenate([cache[i][1] for i in rows])
+        w_of = np.asarray(weight)[part]
+        out_of = np.asarray([self._out[i] for i in rows])[part]
+        parts = w_of * counts / out_of
+        who = np.asarray(owner, dtype=np.int64)[part]
+        keys, inverse = np.unique((who << KEY_SHIFT) | cand, return_inverse=True)
+        scores = np.bincount(inverse, weights=parts, minlength=len(keys))
+        k_owner, k_item = keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
+        ok = np.isfinite(scores) & (scores > 0) & batch.allowed(k_owner, k_item)
+        live = np.flatnonzero(ok)
+        top = live[top_per_owner(k_owner[live], scores[live], n, name_rank(vocab, k_item[live]))]
+        # because: the context item with the largest part (the first of equals)
+        lead = np.lexsort((part, -parts, inverse))
+        first = lead[np.r_[True, inverse[lead][1:] != inverse[lead][:-1]]]
+        best = np.empty(len(keys), dtype=np.int64)
+        best[inverse[first]] = part[first]
+
+        def explain(entries: np.ndarray) -> list[list[str]]:
+            return [[rows[p]] for p in best[top[entries]].tolist()]
+
+        return Proposals(k_owner[top], k_item[top], scores[top], explain)
 
     def next_items(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` most likely successors of ``item_id`` with their (decayed) probability."""

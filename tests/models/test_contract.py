@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import doctest
 import inspect
+import itertools
 import math
 import pickle
 import random
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
+import numpy as np
 import pytest
 
 from models import registry
 from models.base import Candidate, Recommender, UserState
 from models.events import Event, apply_event
-from models.factory import default_hybrid
+from models.factory import build_row, default_hybrid
 from models.hybrid import HybridRecommender, SwitchingPolicy
+from models.ranking import RankBatch, Vocab
 
 CASES = [*registry.REGISTRY, "hybrid"]
 K = 10
@@ -239,3 +242,107 @@ def test_the_docstring_has_an_example_that_uses_the_class(name: str) -> None:
     assert any(f"{cls.__name__}(" in source for source in examples), (
         f"no example in {module.__name__} builds a {cls.__name__}"
     )
+
+
+def same_lists(got: list[Candidate], want: list[Candidate], rel: float = 1e-5) -> None:
+    """The same items in the same order with the same sources and reasons, scores equal up to
+    float rounding; items whose scores tie may come in either order (and a tie at the end of
+    the list may be cut either way)."""
+    assert len(got) == len(want), (names(got), names(want))
+    for g, w in zip(got, want, strict=True):
+        assert g.score == pytest.approx(w.score, rel=rel, abs=1e-12), (g, w)
+    tied = [
+        abs(a.score - b.score) <= rel * max(abs(a.score), 1e-12)
+        for a, b in itertools.pairwise(want)
+    ]
+    groups: list[list[int]] = [[0]] if want else []
+    for i, tie in enumerate(tied, start=1):
+        (groups[-1].append(i) if tie else groups.append([i]))
+    last = len(want) - 1
+    for group in groups:
+        got_g = {got[i].item_id: got[i] for i in group}
+        want_g = {want[i].item_id: want[i] for i in group}
+        if last in group:  # a tie cut by the list's end: either member may be listed
+            continue
+        assert got_g.keys() == want_g.keys(), (names(got), names(want))
+        for item, w in want_g.items():
+            assert (got_g[item].sources, got_g[item].because) == (w.sources, w.because), item
+
+
+def test_proposals_for_a_batch_are_each_users_recommendations(name: str) -> None:
+    """``propose`` (what the batched ranking asks every source) lists for each user of a batch
+    what ``recommend`` lists for that user alone."""
+    if name == "hybrid":
+        return  # the hybrid's batched ranking: the next test
+    model, users = learned(name)
+    everyone = [*users.values(), UserState("stranger")]
+    for n in (1, K, 50):
+        batch = RankBatch(everyone, [u.seen for u in everyone], Vocab())
+        props = model.propose(batch, n)
+        why = props.explain(np.arange(len(props)))
+        for b, user in enumerate(everyone):
+            mine = np.flatnonzero(props.owner == b)
+            got = [
+                Candidate(batch.vocab.names[props.items[e]], float(props.scores[e]), [name], why[e])
+                for e in mine.tolist()
+            ]
+            got.sort(key=lambda c: -c.score)
+            same_lists(got, model.recommend(user, k=n, exclude=user.seen))
+
+
+def reference(
+    hybrid: HybridRecommender, user: UserState, k: int, exclude: Collection[str] = ()
+) -> list[Candidate]:
+    """The hybrid's ranking as it was before it was batched: each weighted source's candidates
+    for this user alone, normalised, weighed, summed, sorted, filled from the fallback."""
+    weights = {n: w for n, w in hybrid.phase(user).weights.items() if w > 0 and n in hybrid.sources}
+    fallback = hybrid.fallback if hybrid.fallback in hybrid.sources else None
+    if not weights and fallback is not None:
+        weights = {fallback: 1.0}
+    n = max(k, hybrid.candidates_per_source)
+    if hybrid.deleted:
+        exclude = set(exclude) | hybrid.deleted
+    blended: dict[str, Candidate] = {}
+    for source, w in weights.items():
+        cands = hybrid.sources[source].recommend(user, k=n, exclude=exclude)
+        top = max((c.score for c in cands if math.isfinite(c.score)), default=0.0)
+        for cand in cands:
+            if not math.isfinite(cand.score) or cand.score <= 0 or top <= 0:
+                continue
+            part = w * cand.score / top
+            got = blended.get(cand.item_id)
+            if got is None:
+                blended[cand.item_id] = Candidate(cand.item_id, part, [source], list(cand.because))
+            else:
+                got.score += part
+                got.sources.append(source)
+                got.because.extend(b for b in cand.because if b not in got.because)
+    ranked = sorted(blended.values(), key=lambda c: (-c.score, c.item_id))[:k]
+    if len(ranked) < k and fallback is not None and fallback not in weights:
+        have = set(exclude) | {c.item_id for c in ranked}
+        for cand in hybrid.sources[fallback].recommend(user, k=k - len(ranked), exclude=have):
+            ranked.append(Candidate(cand.item_id, 0.0, [fallback]))
+    return ranked
+
+
+@pytest.mark.parametrize("n_events", [40, 150, 420])
+def test_the_batched_ranking_gives_each_user_the_per_user_list(name: str, n_events: int) -> None:
+    """Every model as an evaluation row (the hybrid, or one source behind it), part-way through
+    the stream (users in every phase): ranking all users at once lists what the per-user
+    reference lists, with the same sources and reasons; and again after a deletion."""
+    model = build(name) if name == "hybrid" else build_row(name, seed=42)
+    for item_id, title, tags in catalogue():
+        model.upsert_item(item_id, title=title, tags=tags)
+    users: dict[str, UserState] = {}
+    learn(model, stream()[:n_events], users)
+    assert isinstance(model, HybridRecommender)
+    everyone = [*users.values(), UserState("stranger")]
+    for k in (1, K):
+        batched = model.recommend_batch(everyone, k, [u.seen for u in everyone])
+        for user, got in zip(everyone, batched, strict=True):
+            same_lists(got, reference(model, user, k, user.seen))
+    model.forget_item("a1")
+    batched = model.recommend_batch(everyone, K, [u.seen for u in everyone])
+    for user, got in zip(everyone, batched, strict=True):
+        assert "a1" not in names(got)
+        same_lists(got, reference(model, user, K, user.seen))

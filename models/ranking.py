@@ -1,0 +1,445 @@
+"""Batched ranking: a batch of users, the arrays a source's candidates travel in, the blend.
+
+The hybrid ranks every user a batch touched at once (:meth:`HybridRecommender.recommend_batch
+<models.hybrid.HybridRecommender.recommend_batch>`). Each weighted source proposes its top
+candidates for all of its users in one call (:meth:`Recommender.propose
+<models.base.Recommender.propose>`) as flat arrays, :class:`Proposals`: entry ``e`` is item
+``items[e]`` (an integer of the batch's :class:`Vocab`) for user ``owner[e]`` with
+``scores[e]``; the ``because`` of an entry is asked for only if the entry reaches a final list
+(``explain``). :func:`blend` normalises each source's scores per user, weighs them by the user's
+phase and keeps the top ``k`` per user, without a Python loop over candidates.
+
+>>> vocab = Vocab()
+>>> batch = RankBatch([UserState("u"), UserState("v")], [{"x"}, ()], vocab)
+>>> props = Proposals.of_lists(batch, [[Candidate("x", 1.0), Candidate("y", 2.0)], []])
+>>> props.owner.tolist(), [vocab.names[i] for i in props.items], props.explain(np.arange(2))
+([0, 0], ['x', 'y'], [[], []])
+>>> batch.excluded_pairs()[0].tolist(), [vocab.names[i] for i in batch.excluded_pairs()[1]]
+([0], ['x'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.base import Candidate, UserState
+
+__all__ = [
+    "KEY_SHIFT",
+    "Proposals",
+    "RankBatch",
+    "Source",
+    "Vocab",
+    "blend",
+    "name_rank",
+    "sum_per_owner",
+    "top_dense",
+    "top_per_owner",
+    "top_per_owner_by_cand",
+    "weights_table",
+]
+
+#: A (user, item) pair as one integer: ``owner << KEY_SHIFT | item``.
+KEY_SHIFT = 32
+
+
+class Vocab:
+    """Item ids as integers for batched ranking, and each source's rows mapped onto them.
+
+    A cache the hybrid keeps beside its sources (never pickled: rebuilt on first use). The
+    maps of a source's row list are cached by the list object and extended as it grows; a
+    source that renumbers its rows builds a new list, which is mapped afresh.
+
+    >>> vocab = Vocab()
+    >>> vocab.intern(["b", "a", "b"]).tolist(), len(vocab)
+    ([0, 1, 0], 2)
+    >>> rows = ["a", None, "c"]
+    >>> vocab.rows(rows).tolist(), vocab.row_of(rows).tolist()
+    ([1, -1, 2], [-1, 0, 2])
+    """
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self._maps: dict[int, tuple[Sequence[str | None], np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def id(self, item: str) -> int:
+        got = self.ids.get(item)
+        if got is None:
+            got = self.ids[item] = len(self.names)
+            self.names.append(item)
+        return got
+
+    def intern(self, items: Iterable[str]) -> np.ndarray:
+        items = items if isinstance(items, list | tuple) else list(items)
+        got = list(map(self.ids.get, items))  # known ids at C speed, then the new ones
+        if None in got:
+            get = self.id
+            got = [get(x) if g is None else g for x, g in zip(items, got, strict=True)]
+        return np.asarray(got, dtype=np.int64)
+
+    def rows(self, items: Sequence[str | None]) -> np.ndarray:
+        """Id of each row of a source's row list (``-1`` for a dead row, ``None``)."""
+        cached = self._maps.get(id(items))
+        if cached is not None and cached[0] is items:
+            ids = cached[1]
+            if len(ids) == len(items):
+                return ids
+            tail = self._map(items[len(ids) :])
+            ids = np.concatenate([ids, tail])
+        else:
+            if len(self._maps) > 256:  # lists of renumbered sources: start over
+                self._maps.clear()
+            ids = self._map(items)
+        self._maps[id(items)] = (items, ids)
+        return ids
+
+    def _map(self, items: Iterable[str | None]) -> np.ndarray:
+        get = self.id
+        return np.fromiter((-1 if x is None else get(x) for x in items), dtype=np.int64)
+
+    def row_of(self, items: Sequence[str | None]) -> np.ndarray:
+        """The row of each id in a source's row list (``-1``: the source has no row for it)."""
+        ids = self.rows(items)
+        out = np.full(len(self.names), -1, dtype=np.int64)
+        live = ids >= 0
+        out[ids[live]] = np.flatnonzero(live)
+        return out
+
+
+class RankBatch:
+    """The users to rank together, what each must not be shown, and the vocabulary."""
+
+    def __init__(
+        self,
+        users: Sequence[UserState],
+        excludes: Sequence[Collection[str]],
+        vocab: Vocab,
+        *,
+        parent: tuple[RankBatch, np.ndarray] | None = None,
+    ) -> None:
+        if len(users) != len(excludes):
+            raise ValueError("one exclude set per user")
+        self.users = list(users)
+        self.excludes = list(excludes)
+        self.vocab = vocab
+        self._parent = parent  # (the batch this is a part of, this part's users in it)
+        self._pairs: tuple[np.ndarray, np.ndarray] | None = None
+        self._keys: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def subset(self, owners: Sequence[int]) -> RankBatch:
+        """The batch of ``users[b]`` for ``b`` in ``owners`` (its exclusions worked out once)."""
+        at = np.asarray(owners, dtype=np.int64)
+        return RankBatch(
+            [self.users[b] for b in owners],
+            [self.excludes[b] for b in owners],
+            self.vocab,
+            parent=(self, at),
+        )
+
+    def excluded_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, item id)`` of every excluded item, grouped by owner in increasing order."""
+        if self._pairs is None:
+            if self._parent is not None:
+                batch, at = self._parent
+                owner, items = batch.excluded_pairs()
+                local = np.full(len(batch), -1, dtype=np.int64)
+                local[at] = np.arange(len(at))
+                mine = local[owner]
+                keep = np.flatnonzero(mine >= 0)
+                order = keep[np.argsort(mine[keep], kind="stable")]
+                self._pairs = mine[order], items[order]
+            else:
+                sizes = [len(e) for e in self.excludes]
+                owner = np.repeat(np.arange(len(self.excludes), dtype=np.int64), sizes)
+                self._pairs = owner, self.vocab.intern(x for e in self.excludes for x in e)
+        return self._pairs
+
+    def excluded_keys(self) -> np.ndarray:
+        """The excluded pairs as sorted keys (:data:`KEY_SHIFT`)."""
+        if self._keys is None:
+            owner, items = self.excluded_pairs()
+            self._keys = np.sort((owner << KEY_SHIFT) | items)
+        return self._keys
+
+    def excluded_rows(self, row_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, row)`` of the excluded items a source has rows for (``row_of``: id -> row,
+        from :meth:`Vocab.row_of`), grouped by owner."""
+        owner, items = self.excluded_pairs()
+        known = items < len(row_of)
+        owner, rows = owner[known], row_of[items[known]]
+        has = rows >= 0
+        return owner[has], rows[has]
+
+    def allowed(self, owner: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Whether each ``(owner, item id)`` entry is not excluded."""
+        keys = self.excluded_keys()
+        if not len(keys):
+            return np.ones(len(owner), dtype=bool)
+        return ~np.isin((owner << KEY_SHIFT) | items, keys, kind="sort")
+
+
+def _no_reasons(entries: np.ndarray) -> list[list[str]]:
+    return [[] for _ in range(len(entries))]
+
+
+@dataclass
+class Proposals:
+    """One source's candidates for a batch: entry ``e`` proposes item id ``items[e]`` to user
+    ``owner[e]`` with ``scores[e]``; ``explain(entries)`` gives the entries' ``because``."""
+
+    owner: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    explain: Callable[[np.ndarray], list[list[str]]] = field(default=_no_reasons)
+
+    @classmethod
+    def empty(cls) -> Proposals:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, np.zeros(0))
+
+    @classmethod
+    def of_lists(cls, batch: RankBatch, lists: Sequence[Sequence[Candidate]]) -> Proposals:
+        """Per-user candidate lists (what ``recommend`` returns) as proposals."""
+        flat = [c for cands in lists for c in cands]
+        owner = np.repeat(np.arange(len(lists), dtype=np.int64), [len(c) for c in lists])
+        because = [c.because for c in flat]
+        return cls(
+            owner,
+            batch.vocab.intern(c.item_id for c in flat),
+            np.fromiter((c.score for c in flat), dtype=np.float64, count=len(flat)),
+            lambda entries: [list(because[e]) for e in entries.tolist()],
+        )
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+
+def top_per_owner(
+    owner: np.ndarray, scores: np.ndarray, n: int, *tiebreak: np.ndarray
+) -> np.ndarray:
+    """Entries of the ``n`` highest ``scores`` of each owner, best first, grouped by owner in
+    increasing order; equal scores go to the lower ``tiebreak`` keys (first key first).
+
+    >>> top_per_owner(np.array([1, 0, 0, 0]), np.array([5.0, 1.0, 3.0, 3.0]), 2,
+    ...               np.array([0, 0, 9, 1])).tolist()
+    [3, 2, 0]
+    """
+    if not len(owner) or n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = (*reversed(tiebreak), -scores, owner)
+    order = np.lexsort(keys)
+    grouped = owner[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    place = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return order[place < n]
+
+
+def top_per_owner_by_cand(
+    owner: np.ndarray, cand: np.ndarray, scores: np.ndarray, n: int, shape: tuple[int, int]
+) -> np.ndarray:
+    """:func:`top_per_owner` with ties to the lower ``cand`` (owners and candidates within
+    ``shape``): through a dense ``owner x cand`` matrix when it is small, no sort.
+
+    >>> top_per_owner_by_cand(np.array([1, 0, 0]), np.array([0, 2, 1]), np.array([1.0, 2.0, 2.0]),
+    ...                       1, (2, 3)).tolist()
+    [2, 0]
+    """
+    cells = shape[0] * shape[1]
+    if not len(owner) or n <= 0 or cells > max(8 * len(owner), 1 << 16) or cells > 1 << 25:
+        return top_per_owner(owner, scores, n, cand)
+    matrix = np.full(shape, -np.inf)
+    matrix[owner, cand] = scores
+    at = np.full(shape, -1, dtype=np.int64)
+    at[owner, cand] = np.arange(len(owner))
+    top = top_dense(matrix, n)
+    picked = np.take_along_axis(at, top, axis=1)
+    return picked[np.isfinite(np.take_along_axis(matrix, top, axis=1))]
+
+
+def sum_per_owner(
+    owner: np.ndarray, cand: np.ndarray, values: np.ndarray, n_owners: int, n_cands: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``values`` summed per ``(owner, cand)`` pair, each pair's values in entry order (so the
+    sums are the ones a per-user loop adds up). Returns the pairs (grouped by owner, candidates
+    in increasing order), their sums, and each entry's pair.
+
+    >>> o, c, s, at = sum_per_owner(np.array([1, 0, 1]), np.array([2, 2, 2]), np.ones(3), 2, 3)
+    >>> o.tolist(), c.tolist(), s.tolist(), at.tolist()
+    ([0, 1], [2, 2], [1.0, 2.0], [1, 0, 1])
+    """
+    cells = n_owners * n_cands
+    if cells <= max(4 * len(owner), 1 << 16) and cells <= 1 << 25:  # dense: no sort
+        flat = owner * n_cands + cand
+        sums = np.bincount(flat, weights=values, minlength=cells)
+        touched = np.zeros(cells, dtype=bool)
+        touched[flat] = True
+        where = np.flatnonzero(touched)
+        place = np.cumsum(touched) - 1
+        return where // n_cands, where % n_cands, sums[where], place[flat]
+    keys, inverse = np.unique((owner << KEY_SHIFT) | cand, return_inverse=True)
+    sums = np.bincount(inverse, weights=values, minlength=len(keys))
+    return keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1), sums, inverse
+
+
+def name_rank(vocab: Vocab, items: np.ndarray) -> np.ndarray:
+    """For each item id, its place among ``items`` by name (ties broken by item id, as a
+    per-user sort by ``(-score, item_id)`` breaks them).
+
+    >>> vocab = Vocab()
+    >>> name_rank(vocab, vocab.intern(["b", "a", "c", "a"])).tolist()
+    [1, 0, 2, 0]
+    """
+    distinct, inverse = np.unique(items, return_inverse=True)
+    names = np.asarray([vocab.names[i] for i in distinct.tolist()], dtype=object)
+    order = np.argsort(names, kind="stable")
+    place = np.empty(len(distinct), dtype=np.int64)
+    place[order] = np.arange(len(distinct))
+    return place[inverse]
+
+
+def top_dense(scores: np.ndarray, n: int) -> np.ndarray:
+    """Columns of the ``n`` highest scores of each row of a 2-d array, best first, equal
+    scores by column (:func:`models.common.top_rows` on every row at once).
+
+    >>> top_dense(np.array([[1.0, 3.0, 2.0], [0.0, 0.0, 5.0]]), 2).tolist()
+    [[1, 2], [2, 0]]
+    """
+    rows, cols = scores.shape
+    m = min(n, cols)
+    if m <= 0 or rows == 0:
+        return np.zeros((rows, 0), dtype=np.int64)
+    top = (
+        np.argpartition(-scores, m - 1, axis=1)[:, :m]
+        if m < cols
+        else np.tile(np.arange(m), (rows, 1))
+    )
+    picked = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -picked), axis=1)
+    return np.take_along_axis(top, order, axis=1)
+
+
+@dataclass
+class Source:
+    """One weighted source's proposals in a blend, with each user's weight for it and its
+    place in the user's phase (sources are summed, and named, in that order)."""
+
+    name: str
+    proposals: Proposals
+    weight: np.ndarray  # per user of the batch (0: not weighted for that user)
+    rank: np.ndarray  # per user: the source's place in the user's phase
+
+
+def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Candidate]]:
+    """Each source's scores divided by the user's best score from it, times the user's weight
+    for it, summed per item; the ``k`` best items per user (ties by item id), each with the
+    sources that proposed it (in the user's phase order) and their ``because``."""
+    n_users = len(batch)
+    out: list[list[Candidate]] = [[] for _ in range(n_users)]
+    if k <= 0 or not sources:
+        return out
+    owners, items, parts, ranks, which, entries = [], [], [], [], [], []
+    for s, src in enumerate(sources):
+        p = src.proposals
+        if not len(p):
+            continue
+        finite = np.isfinite(p.scores)
+        top = np.full(n_users, -np.inf)
+        np.maximum.at(top, p.owner[finite], p.scores[finite])
+        best = top[p.owner]
+        keep = np.flatnonzero(finite & (p.scores > 0) & (best > 0))
+        o = p.owner[keep]
+        owners.append(o)
+        items.append(p.items[keep])
+        parts.append(src.weight[o] * p.scores[keep] / best[keep])
+        ranks.append(src.rank[o])
+        which.append(np.full(len(keep), s, dtype=np.int64))
+        entries.append(keep)
+    if not owners:
+        return out
+    rank = np.concatenate(ranks)
+    order = np.argsort(rank, kind="stable")  # each item's parts are summed in phase order
+    owner = np.concatenate(owners)[order]
+    item = np.concatenate(items)[order]
+    part = np.concatenate(parts)[order]
+    which_e = np.concatenate(which)[order]
+    entry = np.concatenate(entries)[order]
+    keys, inverse = np.unique((owner << KEY_SHIFT) | item, return_inverse=True)
+    score = np.bincount(inverse, weights=part, minlength=len(keys))
+    key_owner = keys >> KEY_SHIFT
+    chosen = _best_k(key_owner, score, keys & ((1 << KEY_SHIFT) - 1), batch.vocab.names, k)
+    # the sources and reasons behind each chosen item, in phase order
+    picked = np.zeros(len(keys), dtype=bool)
+    for _, rows in chosen:
+        picked[rows] = True
+    sel = np.flatnonzero(picked[inverse])
+    sel = sel[np.argsort(inverse[sel], kind="stable")]
+    reasons: dict[int, list[str]] = {}
+    for s in np.unique(which_e[sel]).tolist():
+        mine = sel[which_e[sel] == s]
+        for e, why in zip(mine.tolist(), sources[s].proposals.explain(entry[mine]), strict=True):
+            reasons[e] = why
+    by_key: dict[int, tuple[list[str], list[str]]] = {}
+    for e, key in zip(sel.tolist(), inverse[sel].tolist(), strict=True):
+        got = by_key.get(key)
+        name = sources[int(which_e[e])].name
+        if got is None:
+            by_key[key] = ([name], list(reasons[e]))
+        else:
+            got[0].append(name)
+            got[1].extend(b for b in reasons[e] if b not in got[1])
+    names_of = batch.vocab.names
+    item_of = keys & ((1 << KEY_SHIFT) - 1)
+    for b, rows in chosen:
+        out[b] = [
+            Candidate(names_of[int(item_of[r])], float(score[r]), *by_key[r]) for r in rows.tolist()
+        ]
+    return out
+
+
+def _best_k(
+    owner: np.ndarray, score: np.ndarray, item: np.ndarray, names: list[str], k: int
+) -> list[tuple[int, np.ndarray]]:
+    """``(owner, rows)`` for each owner present: the rows of its ``k`` best, ordered by score
+    then item id (name)."""
+    order = np.lexsort((-score, owner))
+    grouped = owner[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    chosen = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        rows = order[start:end]
+        if end - start > k:
+            kth = score[rows[k - 1]]
+            cut = k
+            while cut < len(rows) and score[rows[cut]] == kth:
+                cut += 1
+            rows = rows[:cut]
+        # equal scores: by item id, as a per-user sort by (-score, item_id) orders them
+        ranked = sorted(rows.tolist(), key=lambda r: (-score[r], names[int(item[r])]))
+        chosen.append((int(grouped[start]), np.asarray(ranked[:k], dtype=np.int64)))
+    return chosen
+
+
+def weights_table(
+    phases: Sequence[Mapping[str, float]], names: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per user, each named source's weight and its place in the user's phase order."""
+    weight = np.zeros((len(names), len(phases)))
+    rank = np.zeros((len(names), len(phases)), dtype=np.int64)
+    col = {name: s for s, name in enumerate(names)}
+    for b, weights in enumerate(phases):
+        for place, (name, w) in enumerate(weights.items()):
+            s = col.get(name)
+            if s is not None:
+                weight[s, b], rank[s, b] = w, place
+    return weight, rank
