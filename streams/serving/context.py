@@ -3,6 +3,7 @@ the worker: ``streams.worker.app.WorkerRuntime`` satisfies this)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -33,3 +34,9 @@ class WorkerContext(Protocol):
 
     @property
     def checkpoint_loaded(self) -> bool: ...
+
+    @property
+    def model_lock(self) -> asyncio.Lock:
+        """Held by whatever changes the models across an await (a checkpoint pickling them on
+        a thread): a fresh ranking takes it too."""
+        ...

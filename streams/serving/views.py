@@ -57,10 +57,11 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
     async def rank(user: UserState, k: int) -> dict[str, Any]:
         async with ranking:
             await asyncio.sleep(0)  # whatever became ready while we waited goes first
-            started = time.perf_counter()
-            engine = rt.engine
-            items = engine.recommend(user, k=k, exclude=user.seen)
-            rec = Recommendation.of(user, items, engine.phase(user).name, titles=rt.titles)
+            async with rt.model_lock:  # not while a checkpoint pickles the models
+                started = time.perf_counter()
+                engine = rt.engine
+                items = engine.recommend(user, k=k, exclude=user.seen)
+                rec = Recommendation.of(user, items, engine.phase(user).name, titles=rt.titles)
             await asyncio.sleep(time.perf_counter() - started)
         return {**rec.model_dump(mode="json"), "served": "fresh"}
 

@@ -35,7 +35,10 @@ def redis_answers(url: str) -> bool:
 
 
 def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now (as the worker's HTTP server does,
+    with SO_REUSEADDR: a port a killed process left in TIME_WAIT is free)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
             return True

@@ -131,6 +131,10 @@ class WorkerRuntime:
             self.titles[item.item_id] = item.title
 
     @property
+    def model_lock(self) -> asyncio.Lock:
+        return self.models.lock
+
+    @property
     def checkpoint_loaded(self) -> bool:
         return self.models.loaded
 
@@ -278,13 +282,27 @@ def create_app(settings: Settings) -> faust.App:
         rt.ready.set()
         handle = update_handler(settings, rt.models)
         positions = rt.models.update_positions
-        await follow(settings, updates.get_topic_name(), handle, positions, stopping=stopping)
+        await follow(
+            settings,
+            updates.get_topic_name(),
+            handle,
+            positions,
+            stopping=stopping,
+            lock=rt.models.lock,
+        )
 
     @app.task
     async def follow_catalogue() -> None:
         """The whole catalogue on every worker (not split by the group), from the start."""
         await rt.ready.wait()
-        await follow(settings, items.get_topic_name(), rt.apply_catalogue, {}, stopping=stopping)
+        await follow(
+            settings,
+            items.get_topic_name(),
+            rt.apply_catalogue,
+            {},
+            stopping=stopping,
+            lock=rt.models.lock,
+        )
 
     def stopping() -> bool:
         return bool(app.should_stop)

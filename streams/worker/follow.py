@@ -23,11 +23,12 @@ async def follow(
     positions: dict[int, int],
     *,
     stopping: Callable[[], bool],
+    lock: asyncio.Lock,
 ) -> None:
     """Read every partition of ``topic`` from ``positions`` (partition -> next offset; the
     beginning for a partition it lacks) and ``handle`` each record's value, keeping
-    ``positions`` up to date. A record ``handle`` fails on is logged and passed over (the
-    topic's writers validated it; the error is this worker's)."""
+    ``positions`` up to date, each under ``lock`` (the models'). A record ``handle`` fails on
+    is logged and passed over (the topic's writers validated it; the error is this worker's)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
@@ -52,12 +53,13 @@ async def follow(
         while not stopping():
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for tp, messages in batches.items():
-                for msg in messages:
-                    try:
-                        handle(msg.value)
-                    except Exception:
-                        log.exception("%s:%s:%s not applied", topic, tp.partition, msg.offset)
-                    positions[tp.partition] = msg.offset + 1
+                async with lock:
+                    for msg in messages:
+                        try:
+                            handle(msg.value)
+                        except Exception:
+                            log.exception("%s:%s:%s not applied", topic, tp.partition, msg.offset)
+                        positions[tp.partition] = msg.offset + 1
                 await asyncio.sleep(0)  # the stream and the views run between partitions
     finally:
         await consumer.stop()

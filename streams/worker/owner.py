@@ -11,6 +11,7 @@ they do not hold.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -44,6 +45,9 @@ class ModelOwner:
         self.update_positions: dict[int, int] = {}
         self.loaded = False
         self.saved_at = time.monotonic()
+        #: held by whatever changes or reads the models across an await: the stream's batch,
+        #: the followers, a checkpoint being pickled on its thread, a fresh HTTP ranking
+        self.lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisState, worker: str) -> ModelOwner:
@@ -81,12 +85,16 @@ class ModelOwner:
         log.info("models restored from checkpoint at offsets %s", self.offsets)
 
     async def save(self) -> None:
-        blob = dump_checkpoint_bytes(self.engine)
+        """Checkpoint: the models are pickled on a thread, so the event loop keeps serving
+        (HTTP, heartbeats) meanwhile; whatever changes the models waits for :attr:`lock`."""
+        async with self.lock:
+            blob = await asyncio.to_thread(dump_checkpoint_bytes, self.engine)
+            offsets, positions = dict(self.offsets), dict(self.update_positions)
         meta = {
             "version": CHECKPOINT_VERSION,
             "worker": self.worker,
-            "offsets": dict(self.offsets),
-            "update_positions": dict(self.update_positions),
+            "offsets": offsets,
+            "update_positions": positions,
             "saved_at": time.time(),
             "bytes": len(blob),
         }

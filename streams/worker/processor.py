@@ -189,14 +189,15 @@ class BatchProcessor:
             out.users[uid] = user_state(uid, view.users[uid], self.settings.history)
             before[uid] = self.engine.phase(out.users[uid]).name if view.users[uid] else None
         learned = UpdateBuilder(self.topic, self.worker_id)
-        newest = self._apply(valid, view, out, learned)
+        async with self.models.lock:  # no await inside: a checkpoint sees all or none of it
+            newest = self._apply(valid, view, out, learned)
+            if recommend:
+                self._recommend(newest, out)
         ranges: dict[int, tuple[int, int]] = {}
         for rec in records:
             first, last = ranges.get(rec.partition, (rec.offset, rec.offset))
             ranges[rec.partition] = (min(first, rec.offset), max(last, rec.offset))
         out.updates = learned.close(ranges)
-        if recommend:
-            self._recommend(newest, out)
         for uid, was in before.items():
             out.stats.move_user(was, self.engine.phase(out.users[uid]).name)
         return out
