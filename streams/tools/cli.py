@@ -1,9 +1,14 @@
 """``recstream``: the command line.
 
-recstream up [--demo]          broker + Redis + worker on this machine (embedded)
-recstream worker               a worker against RECSTREAM_BROKER / RECSTREAM_REDIS_URL
-recstream replay PATH --format movielens|csv|jsonl [--rate N] [--max-lag N|auto]
-recstream tail [--user ID] [--from-beginning]   print recommendations as they arrive
+recstream up [--demo] [--workers N]   broker + Redis + workers on this machine (embedded)
+recstream worker                      a worker against RECSTREAM_BROKER / RECSTREAM_REDIS_URL
+recstream replay PATH --format F      publish a data set as interaction events, paced
+recstream tail [--user ID]            print recommendations as they are published
+recstream evaluate PATH --format F    prequential evaluation of the models on a data set
+
+Every command but ``up`` takes its settings from ``RECSTREAM_*`` variables and, for what they
+leave unset, from the run file of a running ``recstream up`` (:mod:`streams.tools.runfile`).
+A broker or Redis that does not answer is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -12,24 +17,45 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from streams.settings import SettingsError, load_settings
+from streams.settings import SettingsError
+from streams.tools.preflight import Unreachable
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+FORMATS_HELP = (
+    "movielens (a MovieLens-100K folder or its u.data), csv (header with user_id,item_id and "
+    "optional timestamp,type,rating|value,session_id,event_id) or jsonl (one event per line)"
+)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.tools.preflight import require_broker, require_redis, require_web_port
+    from streams.tools.runfile import load_cli_settings
+
+    cli = load_cli_settings(skip=("web_port",))  # up's worker has its own port
+    require_broker(cli)
+    require_redis(cli)
+    settings = cli.settings
+    port = require_web_port(cli)
+    if port is not None:
+        print(
+            f"recstream worker: port {settings.web_port} is taken (another worker?): serving "
+            f"on http://{settings.web_host}:{port} (set RECSTREAM_WEB_PORT to choose)",
+            file=sys.stderr,
+            flush=True,
+        )
+        settings = settings.model_copy(update={"web_port": port})
+
     import faust  # noqa: F401  (imported here: the CLI's other commands start faster)
+    from faust.worker import Worker
 
     from streams.tools.kafka_io import ensure_topics
     from streams.worker.app import create_app  # the one import of the worker from tools
 
-    settings = load_settings()
     # with the configured partitions, before Faust subscribes: a broker that creates topics
     # on first use gives them its own default count
     ensure_topics(settings)
     app = create_app(settings)
-    from faust.worker import Worker
-
     worker = Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
     return 0
@@ -38,47 +64,36 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from streams.tools.up import run_up
 
-    return run_up(demo=args.demo, events=args.events, rate=args.rate, max_lag=args.max_lag)
+    return run_up(
+        demo=args.demo,
+        events=args.events,
+        rate=args.rate,
+        max_lag=args.max_lag,
+        workers=args.workers,
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from streams.tools.datasets import DataSetError, read_dataset
-    from streams.tools.kafka_io import wait_for_broker
-    from streams.tools.replay import publish_events, publish_items, worker_pace
+    from streams.tools.replay import run_replay
+    from streams.tools.runfile import load_cli_settings
 
-    settings = load_settings()
-    try:
-        ds = read_dataset(args.path, args.format)
-    except DataSetError as exc:
-        print(f"recstream replay: {exc}", file=sys.stderr)
-        return 2
-    for line in ds.skipped[:10]:
-        print(f"skipped {line}", file=sys.stderr)
-    if len(ds.skipped) > 10:
-        print(f"... and {len(ds.skipped) - 10} more skipped lines", file=sys.stderr)
-    wait_for_broker(settings.bootstrap_servers)
-    if ds.items and not args.no_items:
-        n = publish_items(settings, ds.items)
-        print(f"published {n} catalogue items to {settings.topic('items')}")
-    events = ds.events[: args.limit] if args.limit else ds.events
-    pace = worker_pace(settings, args.max_lag) if args.max_lag != 0 else None
-    try:
-        n = publish_events(
-            settings, events, total=len(events), rate=args.rate, desc=ds.name, pace=pace
-        )
-    finally:
-        if pace is not None:
-            pace.close()
-    print(f"published {n} events to {settings.topic('interactions')}")
-    return 0
+    return run_replay(load_cli_settings(), args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.factory import ROWS
     from streams.tools.datasets import DataSetError, read_catalogue, read_dataset
     from streams.tools.evaluate import evaluate, print_result
+    from streams.tools.preflight import require_broker, require_redis
+    from streams.tools.runfile import load_cli_settings
 
-    settings = load_settings()
+    cli = load_cli_settings(skip=("web_port", "app_id", "topic_prefix"))
+    settings = cli.settings
+    if args.through_kafka:  # a broker or Redis configured must answer; unset, one is started
+        if settings.is_set("broker"):
+            require_broker(cli)
+        if settings.is_set("redis_url"):
+            require_redis(cli)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else ROWS
     try:
         ds = read_dataset(args.path, args.format)
@@ -100,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.through_kafka:  # the same events through broker + worker, side by side
             from streams.tools.evaluate_kafka import evaluate_through_kafka
 
-            streamed = evaluate_through_kafka(ds, k=args.k, progress=not args.no_progress)
+            streamed = evaluate_through_kafka(ds, settings, k=args.k, progress=not args.no_progress)
             result["results"] += streamed["results"]
     except (DataSetError, ValueError) as exc:
         print(f"recstream evaluate: {exc}", file=sys.stderr)
@@ -110,9 +125,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    from streams.tools.preflight import require_broker
+    from streams.tools.runfile import load_cli_settings
     from streams.tools.tail import run_tail
 
-    return run_tail(load_settings(), args)
+    cli = load_cli_settings()
+    require_broker(cli)
+    return run_tail(cli.settings, args)
 
 
 def max_lag_arg(text: str) -> int | None:
@@ -128,67 +147,153 @@ def max_lag_arg(text: str) -> int | None:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recstream", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
-    p = sub.add_parser("worker", help="run a worker (settings from RECSTREAM_* variables)")
-    p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("up", help="start broker, Redis and a worker here")
-    p.add_argument("--demo", action="store_true", help="stream a generated demo shop")
-    p.add_argument("--events", type=int, default=30_000, help="demo events (default 30000)")
-    p.add_argument(
-        "--rate", type=float, default=300.0, help="most demo events/s (default 300; 0: no cap)"
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    summary, _, more = text.partition("\n")
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}\n{more}".strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def _max_lag(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--max-lag",
         type=max_lag_arg,
         default=None,
         metavar="N|auto",
-        help="most demo events published and not yet processed by the worker: the demo "
-        "waits for it (default auto: adapted so that events wait about 0.5 s; 0: no pacing)",
+        help=f"most {what} published and not yet processed by the workers (read from their "
+        "offsets in Redis): publishing waits while there are more. auto (default): adapted so "
+        "that an event waits about 0.5 s; 0: no pacing, publish as fast as possible",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recstream",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _command(
+        sub,
+        "up",
+        "start a broker, Redis and workers on this machine\n"
+        "Starts an embedded Kafka-compatible broker (Tansu) unless RECSTREAM_BROKER is set, a\n"
+        "Redis of its own unless RECSTREAM_REDIS_URL is set, and the workers; prints their\n"
+        "addresses and writes them to a run file the other commands read. Ctrl-C stops all.",
+    )
+    p.add_argument("--demo", action="store_true", help="stream a generated demo shop through it")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes in one consumer group, each with its own web port (default 1)",
+    )
+    p.add_argument(
+        "--events", type=positive_int, default=30_000, help="demo events (default 30000)"
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=300.0,
+        help="most demo events per second (default 300; 0: no cap)",
+    )
+    _max_lag(p, "demo events")
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("replay", help="publish a data set as interaction events")
-    p.add_argument("path")
-    p.add_argument("--format", required=True, choices=["movielens", "csv", "jsonl"])
+    p = _command(
+        sub,
+        "worker",
+        "run one worker (settings from RECSTREAM_* variables)\n"
+        "Consumes interactions, keeps user state in Redis, publishes recommendations and\n"
+        "serves HTTP on RECSTREAM_WEB_PORT. Several with one RECSTREAM_APP_ID share the work.",
+    )
+    p.set_defaults(func=cmd_worker)
+
+    p = _command(
+        sub,
+        "replay",
+        "publish a data set as interaction events\n"
+        "Events go out in timestamp order (ties keep file order), paced to the workers; rows\n"
+        "that are not valid events are reported and not published.",
+    )
+    p.add_argument("path", help="the data file (a folder for movielens)")
     p.add_argument(
-        "--rate", type=float, default=None, help="events/s (default: as fast as possible)"
+        "--format", required=True, choices=["movielens", "csv", "jsonl"], help=FORMATS_HELP
+    )
+    p.add_argument(
+        "--rate", type=float, default=None, help="most events per second (default: no cap)"
     )
     p.add_argument("--limit", type=int, default=None, help="publish only the first N events")
-    p.add_argument("--no-items", action="store_true", help="do not publish the catalogue")
     p.add_argument(
-        "--max-lag",
-        type=max_lag_arg,
-        default=0,
-        metavar="N|auto",
-        help="wait while N published events are unprocessed by the workers (read from "
-        "Redis; auto: adapted so that events wait about 0.5 s; default 0: never wait)",
+        "--no-items",
+        action="store_true",
+        help="do not publish the catalogue (MovieLens' u.item) to topic items",
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first invalid row, publishing nothing (default: report them, skip "
+        "them, publish the rest)",
+    )
+    _max_lag(p, "events")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("evaluate", help="prequential evaluation of every model on a data set")
-    p.add_argument("path")
-    p.add_argument("--format", required=True, choices=["movielens", "csv", "jsonl"])
-    p.add_argument("--items", help="catalogue: CSV item_id,title,tags (tags split by |) or JSONL")
-    p.add_argument("--k", type=int, default=10)
-    p.add_argument("--models", help="comma-separated rows (default: all single models + hybrid)")
+    p = _command(
+        sub,
+        "evaluate",
+        "prequential evaluation of the models on a data set\n"
+        "Each event is first scored (was its item in the list the user would have been\n"
+        "served?), then learned, through the worker's own model code, in this process.",
+    )
+    p.add_argument("path", help="the data file (a folder for movielens)")
+    p.add_argument(
+        "--format", required=True, choices=["movielens", "csv", "jsonl"], help=FORMATS_HELP
+    )
+    p.add_argument(
+        "--items", help="a catalogue: CSV item_id,title,tags (tags split by |) or JSONL items"
+    )
+    p.add_argument("--k", type=int, default=10, help="list length scored (default 10)")
+    p.add_argument("--models", help="comma-separated rows (default: every model and the hybrid)")
     p.add_argument("--limit", type=int, help="only the first N events (in time order)")
     p.add_argument("--json", action="store_true", help="one JSON object on the last line")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--through-kafka",
         action="store_true",
-        help="also replay through a broker and a worker and score the lists it served",
+        help="also replay through a broker and a worker (started here unless configured) and "
+        "score the lists they served",
     )
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("tail", help="print recommendations as they are published")
+    p = _command(
+        sub,
+        "tail",
+        "print recommendations as they are published\n"
+        "Reads topic recommendations without a consumer group: nothing is committed, any\n"
+        "number of tails can watch side by side.",
+    )
     p.add_argument("--user", help="only this user's recommendations")
-    p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
-    p.add_argument("--json", action="store_true", help="print each message as JSON")
+    p.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start at the oldest message kept (default: from now on)",
+    )
+    p.add_argument("--json", action="store_true", help="print each message as one line of JSON")
     p.add_argument("--count", type=int, default=None, help="stop after N messages")
     p.set_defaults(func=cmd_tail)
     return parser
@@ -200,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SettingsError as exc:
         print(f"recstream: {exc}", file=sys.stderr)
+        return 2
+    except Unreachable as exc:
+        print(f"recstream {args.command}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -5,18 +5,32 @@ from ``u.item``/``u.genre`` beside it), ``csv`` (a header naming ``user_id,item_
 optionally ``rating``/``value``, ``timestamp``, ``type``, ``session_id``, ``event_id``;
 ``,``, ``;`` or tab separated) and ``jsonl`` (one interaction event per line). Every event
 gets a deterministic ``event_id`` from its source line, so replaying a file twice is a no-op
-for the worker.
+for the worker. A CSV or JSONL row that the worker would dead-letter (an empty ``user_id``, an
+unknown ``type``, a timestamp that is not one, before 1990 or more than ``max_skew`` seconds
+ahead of now) is left out and listed in ``DataSet.skipped`` with its line and the reason.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMATS", "DataSet", "DataSetError", "read_catalogue", "read_dataset"]
+from pydantic import ValidationError
+
+from streams.schemas import Interaction, event_time_error
+
+__all__ = [
+    "FORMATS",
+    "DataSet",
+    "DataSetError",
+    "invalid_reason",
+    "read_catalogue",
+    "read_dataset",
+]
 
 FORMATS = ("movielens", "csv", "jsonl")
 
@@ -30,7 +44,24 @@ class DataSet:
     name: str
     events: list[dict[str, Any]]
     items: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # "line N: reason"
+    skipped: list[str] = field(default_factory=list)  # "line N: reason", not in events
+    rows: int = 0  # data rows read (events + skipped)
+
+
+def invalid_reason(event: dict[str, Any], *, now: float, max_skew: float) -> str | None:
+    """Why the worker would dead-letter ``event`` (as its DLQ reason says it), or ``None``.
+
+    >>> invalid_reason({"user_id": "", "item_id": "a"}, now=2e9, max_skew=86400.0)
+    'user_id: String should have at least 1 character'
+    """
+    try:
+        ev = Interaction.model_validate(event)
+    except ValidationError as exc:
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
+            for err in exc.errors()
+        )
+    return event_time_error(ev.timestamp, arrival=now, max_skew=max_skew)
 
 
 def _sorted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,7 +91,8 @@ def _movielens(path: Path) -> DataSet:
                     "timestamp": float(ts),
                 }
             )
-    return DataSet(data.parent.name or data.name, _sorted(events), _movielens_items(folder))
+    name = data.parent.name or data.name
+    return DataSet(name, _sorted(events), _movielens_items(folder), rows=len(events))
 
 
 def _movielens_items(folder: Path) -> list[dict[str, Any]]:
@@ -81,7 +113,7 @@ def _movielens_items(folder: Path) -> list[dict[str, Any]]:
     return items
 
 
-def _csv(path: Path) -> DataSet:
+def _csv(path: Path, max_skew: float) -> DataSet:
     if not path.is_file():
         raise DataSetError(f"{path}: not found")
     with path.open(newline="") as fh:
@@ -95,8 +127,9 @@ def _csv(path: Path) -> DataSet:
         cols = set(reader.fieldnames or [])
         if not {"user_id", "item_id"} <= cols:
             raise DataSetError(f"{path}: header must name user_id and item_id, got {sorted(cols)}")
-        events, skipped = [], []
+        events, skipped, now, rows = [], [], time.time(), 0
         for n, row in enumerate(reader, 2):
+            rows += 1
             ev: dict[str, Any] = {"user_id": row["user_id"], "item_id": row["item_id"]}
             ev["event_id"] = row.get("event_id") or f"{path.name}:{n}"
             try:
@@ -114,8 +147,12 @@ def _csv(path: Path) -> DataSet:
             except ValueError as exc:
                 skipped.append(f"line {n}: {exc}")
                 continue
+            reason = invalid_reason(ev, now=now, max_skew=max_skew)
+            if reason is not None:
+                skipped.append(f"line {n}: {reason}")
+                continue
             events.append(ev)
-    return DataSet(path.stem, _sorted_mixed(events), [], skipped)
+    return DataSet(path.stem, _sorted_mixed(events), [], skipped, rows)
 
 
 def _sorted_mixed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,14 +167,15 @@ def _sorted_mixed(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(events, key=key)
 
 
-def _jsonl(path: Path) -> DataSet:
+def _jsonl(path: Path, max_skew: float) -> DataSet:
     if not path.is_file():
         raise DataSetError(f"{path}: not found")
-    events, skipped = [], []
+    events, skipped, now, rows = [], [], time.time(), 0
     with path.open() as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            rows += 1
             try:
                 ev = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -147,16 +185,25 @@ def _jsonl(path: Path) -> DataSet:
                 skipped.append(f"line {n}: not a JSON object")
                 continue
             ev.setdefault("event_id", f"{path.name}:{n}")
+            reason = invalid_reason(ev, now=now, max_skew=max_skew)
+            if reason is not None:
+                skipped.append(f"line {n}: {reason}")
+                continue
             events.append(ev)
-    return DataSet(path.stem, _sorted_mixed(events), [], skipped)
+    return DataSet(path.stem, _sorted_mixed(events), [], skipped, rows)
 
 
-def read_dataset(path: str | Path, fmt: str) -> DataSet:
-    """The events of ``path`` in ``fmt``, sorted by timestamp (stable)."""
-    readers = {"movielens": _movielens, "csv": _csv, "jsonl": _jsonl}
-    if fmt not in readers:
-        raise DataSetError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return readers[fmt](Path(path))
+def read_dataset(path: str | Path, fmt: str, *, max_skew: float = 86400.0) -> DataSet:
+    """The events of ``path`` in ``fmt``, sorted by timestamp (stable); rows that are not
+    valid events (timestamps over ``max_skew`` s ahead of now included) in ``skipped``."""
+    p = Path(path)
+    if fmt == "movielens":
+        return _movielens(p)
+    if fmt == "csv":
+        return _csv(p, max_skew)
+    if fmt == "jsonl":
+        return _jsonl(p, max_skew)
+    raise DataSetError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
 def read_catalogue(path: str | Path) -> list[dict[str, Any]]:

@@ -3,7 +3,10 @@
 Items belong to genres and, within a genre, to short series (part 1, 2, 3 ...), so there is
 something for every model to find: popularity (a few hits per genre), content (a user's
 favourite genres), sessions (people watch a series in order) and CF (users with the same
-tastes touch the same items). Users arrive over time, so the mix of phases moves.
+tastes touch the same items). Users arrive throughout the stream, each stays for a number of
+events of their own (a few to a few hundred) and leaves, and newer users are more active: to
+the end there are newcomers, users crossing into the next phase and users who left, so the
+mix of phases keeps moving.
 
 >>> shop = DemoShop(n_users=20, n_items=60, seed=1)
 >>> events = list(shop.events(200))
@@ -13,11 +16,13 @@ tastes touch the same items). Users arrive over time, so the mix of phases moves
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["GENRES", "DemoShop"]
+__all__ = ["GENRES", "DemoShop", "user_id"]
 
 GENRES = ("sci-fi", "drama", "comedy", "thriller", "documentary", "animation", "romance", "horror")
 _WORDS = {
@@ -34,12 +39,23 @@ _TYPES = ("view", "click", "click", "click", "add_to_cart", "purchase", "like", 
 
 
 class DemoShop:
-    """Users with latent genre tastes, items in genre series, sessions over simulated time."""
+    """Users with latent genre tastes, items in genre series, sessions over simulated time.
+
+    A few of the ``n_users`` are there from the start, the others arrive evenly over the
+    stream (one sooner when nobody is left); each stays for a lognormal number of events
+    (median ``stay`` events).
+    """
 
     def __init__(
-        self, n_users: int = 300, n_items: int = 400, seed: int = 7, start: float = 1.7e9
+        self,
+        n_users: int = 300,
+        n_items: int = 400,
+        seed: int = 7,
+        start: float = 1.7e9,
+        stay: float = 30.0,
     ) -> None:
         self.n_users, self.n_items, self.seed, self.start = n_users, n_items, seed, start
+        self.stay = stay
         rng = random.Random(seed)
         self.items: list[dict[str, Any]] = []
         self.series: dict[str, list[list[str]]] = {g: [] for g in GENRES}
@@ -67,33 +83,66 @@ class DemoShop:
                 run.append(item_id)
                 i += 1
             self.series[genre].append(run)
-        self.tastes = [self._taste(rng) for _ in range(n_users)]
+        self._tastes: dict[int, list[tuple[str, float]]] = {}
 
-    @staticmethod
-    def _taste(rng: random.Random) -> list[tuple[str, float]]:
-        favourites = rng.sample(GENRES, 2)
-        return [(favourites[0], 0.6), (favourites[1], 0.3), (rng.choice(GENRES), 0.1)]
+    @classmethod
+    def for_events(cls, n: int, **kwargs: Any) -> DemoShop:
+        """A shop for a stream of ``n`` events: a user arrives about every 30 events."""
+        return cls(n_users=max(20, n // 30), **kwargs)
+
+    def taste(self, user: int) -> list[tuple[str, float]]:
+        """User ``user``'s genres and how often they pick each."""
+        if user not in self._tastes:
+            rng = random.Random(self.seed * 1_000_003 + user)
+            favourites = rng.sample(GENRES, 2)
+            self._tastes[user] = [
+                (favourites[0], 0.6),
+                (favourites[1], 0.3),
+                (rng.choice(GENRES), 0.1),
+            ]
+        return self._tastes[user]
 
     def _pick_genre(self, rng: random.Random, user: int) -> str:
         r, acc = rng.random(), 0.0
-        for genre, p in self.tastes[user]:
+        for genre, p in self.taste(user):
             acc += p
             if r < acc:
                 return genre
-        return self.tastes[user][0][0]
+        return self.taste(user)[0][0]
+
+    def _users(self, n: int, rng: random.Random) -> Iterator[int]:
+        """Who acts at each of ``n`` events."""
+        present: list[int] = []  # in order of arrival
+        left: dict[int, int] = {}  # events each present user has still to make
+        arrived = 0
+
+        def arrive() -> None:
+            nonlocal arrived
+            present.append(arrived)
+            left[arrived] = max(1, int(rng.lognormvariate(math.log(self.stay), 1.0)))
+            arrived += 1
+
+        regulars = max(1, min(self.n_users, 10, self.n_users // 5))  # there at the start
+        for e in range(n):
+            due = regulars + (self.n_users - regulars) * e / n
+            while arrived < self.n_users and arrived < due:
+                arrive()
+            if not present:
+                arrive()
+            # newer users are more active
+            i = min(len(present) - 1, int(len(present) * rng.random() ** 0.7))
+            user = present[i]
+            left[user] -= 1
+            if not left[user]:
+                present.pop(i)
+            yield user
 
     def events(self, n: int) -> Iterator[dict[str, Any]]:
-        """``n`` interaction events in timestamp order; users join gradually."""
+        """``n`` interaction events in timestamp order; users arrive throughout."""
         rng = random.Random(self.seed + 1)
         t = self.start
-        active: list[int] = []
         sessions: dict[int, tuple[str, list[str]]] = {}
-        for e in range(n):
-            joined = int(self.n_users * min(1.0, (e + 1) / (0.6 * n)))
-            while len(active) < max(1, joined):
-                active.append(len(active))
-            # newer users are more active (so the phase mix keeps moving)
-            user = active[min(len(active) - 1, int(len(active) * rng.random() ** 0.7))]
+        for e, user in enumerate(self._users(n, random.Random(self.seed + 2))):
             sid, queue = sessions.get(user, ("", []))
             if not queue or rng.random() < 0.15:
                 genre = self._pick_genre(rng, user)
@@ -107,7 +156,7 @@ class DemoShop:
             kind = rng.choice(_TYPES)
             event: dict[str, Any] = {
                 "event_id": f"demo-{self.seed}-{e}",
-                "user_id": f"user{user:04d}",
+                "user_id": user_id(user),
                 "item_id": item,
                 "type": kind,
                 "session_id": sid,
@@ -116,3 +165,31 @@ class DemoShop:
             if kind == "rating":
                 event["value"] = float(rng.choice([3, 4, 4, 5, 5]))
             yield event
+
+    def followed(self, n: int, thresholds: Sequence[int] = (1, 5, 20)) -> list[str]:
+        """Three users worth following in a stream of ``n`` events: first a newcomer, who
+        arrives after the demo started (so their list is the cold-start one until then) and
+        reaches the last phase; then the first user, and the busiest late arrival."""
+        order = list(self._users(n, random.Random(self.seed + 2)))
+        counts = Counter(order)
+        first: dict[int, int] = {}
+        for e, user in enumerate(order):
+            first.setdefault(user, e)
+        later = [u for u in counts if first[u] >= 0.05 * n] or list(counts)
+        done = [u for u in later if counts[u] >= thresholds[-1]]
+        newcomer = min(done, key=first.__getitem__) if done else max(later, key=counts.__getitem__)
+        picked = [newcomer]
+        late = [u for u in counts if first[u] >= 0.5 * n and u not in picked]
+        for candidate in [order[0], max(late, key=counts.__getitem__, default=None)]:
+            if candidate is not None and candidate not in picked:
+                picked.append(candidate)
+        for user in sorted(counts, key=counts.__getitem__, reverse=True):  # n very small
+            if len(picked) == 3:
+                break
+            if user not in picked:
+                picked.append(user)
+        return [user_id(u) for u in picked]
+
+
+def user_id(user: int) -> str:
+    return f"user{user:04d}"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -36,12 +38,18 @@ from streams.tools.replay import publish_events, publish_items
 __all__ = ["evaluate_through_kafka"]
 
 
-def evaluate_through_kafka(ds: DataSet, *, k: int = 10, progress: bool = True) -> dict[str, Any]:
-    base = load_settings()
+def evaluate_through_kafka(
+    ds: DataSet, base: Settings | None = None, *, k: int = 10, progress: bool = True
+) -> dict[str, Any]:
+    """Publish ``ds`` through a broker and a worker (``base``'s broker and Redis when they are
+    set, else started here) and score the lists served. The run's folder (logs) is removed
+    afterwards unless something failed."""
+    base = base if base is not None else load_settings()
     services: list[Service] = []
     workdir = Path(tempfile.mkdtemp(prefix="recstream-eval-"))
     worker = None
     app_id = f"eval-{uuid.uuid4().hex[:8]}"
+    failed = True
     try:
         broker = base.broker
         if not base.is_set("broker"):
@@ -65,7 +73,9 @@ def evaluate_through_kafka(ds: DataSet, *, k: int = 10, progress: bool = True) -
         )
         wait_for_broker(settings.bootstrap_servers)
         ensure_topics(settings)
-        worker = start_worker(settings.to_env(dict(os.environ)), workdir / "worker.log")
+        (workdir / "tmp").mkdir()  # the worker's temporary files (Faust's data) go here too
+        env = settings.to_env({**os.environ, "TMPDIR": str(workdir / "tmp")})
+        worker = start_worker(env, workdir / "worker.log")
         wait_healthy(
             f"http://{settings.web_host}:{settings.web_port}", worker, workdir / "worker.log"
         )
@@ -77,6 +87,7 @@ def evaluate_through_kafka(ds: DataSet, *, k: int = 10, progress: bool = True) -
         publish_events(settings, events, total=len(events), desc="publishing", progress=progress)
         served = _read_served(settings, len(events), progress)
         elapsed = time.perf_counter() - started
+        failed = False
     finally:
         if worker is not None:
             stop_process(worker)
@@ -87,6 +98,10 @@ def evaluate_through_kafka(ds: DataSet, *, k: int = 10, progress: bool = True) -
             keys = list(client.scan_iter(match=f"{app_id}:*", count=1000))
             if keys:
                 client.delete(*keys)
+        if failed:
+            print(f"the worker's log is kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     return _score(ds, events, served, settings, k, elapsed)
 
 

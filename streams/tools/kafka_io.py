@@ -27,10 +27,14 @@ __all__ = [
 ]
 
 
-def list_topics(servers: list[str]) -> set[str]:
+def list_topics(servers: list[str], timeout_ms: int = 5000) -> set[str]:
     """Topic names on the broker. (KafkaAdminClient.list_topics trips over Tansu's ACL
     bits in kafka-python 2.x, so this asks through a group-less consumer.)"""
-    consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=5000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=servers,
+        request_timeout_ms=timeout_ms,
+        api_version_auto_timeout_ms=min(timeout_ms, 2000),
+    )
     try:
         return set(consumer.topics())
     finally:

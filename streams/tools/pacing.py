@@ -21,6 +21,7 @@ injectable, so the logic runs in tests with a fake clock.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -54,14 +55,15 @@ class RateLimiter:
         delay = self.next_at - self.clock()
         if delay > 0:
             self.sleep(delay)
-        elif delay < -1.0:  # fell behind by over a second: don't burst to catch up
+        elif delay < -max(self.interval, 0.1):  # fell behind (a pause): don't burst to catch up
             self.next_at = self.clock()
 
 
 class Backpressure:
     """Blocks the publisher while ``lag()`` (events published but not processed yet) is over
     ``limit()``. A lag of ``None`` means unknown (e.g. the state store does not answer): the
-    publisher goes on, held back by its rate limit only."""
+    publisher goes on, held back by its rate limit only. While it holds, ``on_hold`` is called
+    before each poll with the seconds held so far."""
 
     def __init__(
         self,
@@ -69,10 +71,11 @@ class Backpressure:
         limit: Callable[[], int],
         *,
         poll: float = 0.05,
+        on_hold: Callable[[float], None] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
-        self.lag, self.limit, self.poll = lag, limit, poll
+        self.lag, self.limit, self.poll, self.on_hold = lag, limit, poll, on_hold
         self.clock, self.sleep = clock, sleep
         self.last_lag: int | None = None
         self.last_limit: int | None = None
@@ -88,6 +91,8 @@ class Backpressure:
             if self.last_lag is None or self.last_lag < self.last_limit:
                 break
             start = self.clock() if start is None else start
+            if self.on_hold is not None:
+                self.on_hold(self.clock() - start)
             self.sleep(self.poll)
         if start is None:
             return 0.0
@@ -185,6 +190,16 @@ class Backlog:
                     self._delays.append(now - queue.popleft()[1])
         return current
 
+    @property
+    def processed(self) -> int:
+        """Events the workers applied since we started (as far as we read)."""
+        return self._processed
+
+    def read_now(self) -> int | None:
+        """Like calling it, but with the offsets read afresh."""
+        self._read_at = -float("inf")
+        return self()
+
     def __call__(self) -> int | None:
         """Events published and not processed yet; ``None`` when the offsets are unknown."""
         applied = self._read()
@@ -219,6 +234,10 @@ class WorkerPace:
     grow (a user with several events in a batch gets one list), so the count that keeps
     latency low depends on the machine, the traffic and the number of workers.
     While ``alive()`` is false (no worker to wait for) the lag is unknown: no waiting.
+    ``max_lag=0`` never waits (publish as fast as possible) but still counts the lag, so
+    :meth:`behind` can say how far behind the workers are at the end. When the publisher has
+    been held ``stall_after`` seconds with no event processed, ``on_stall(seconds)`` is called
+    once (again only after the workers moved): there may be no worker at all.
     """
 
     def __init__(
@@ -234,18 +253,26 @@ class WorkerPace:
         adjust: float = 1.0,
         poll: float = 0.05,
         alive: Callable[[], bool] | None = None,
+        stall_after: float = 5.0,
+        on_stall: Callable[[float], None] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
         self.max_lag, self.target, self.min_lag, self.ceiling = max_lag, target, min_lag, ceiling
         self.adjust, self.alive, self.clock = adjust, alive, clock
+        self.paced = max_lag != 0
         self.bound = max_lag if max_lag is not None else start_lag
+        self.stall_after, self.on_stall = stall_after, on_stall
+        self._progress: tuple[int, float] | None = None  # (processed, since) while held
+        self._told = False  # on_stall called for this stall
         self.delay: float | None = None  # median wait over the last adjustment period
         self._adjusted_at = clock()
         self._held = 0  # backpressure waits seen at the last adjustment
         # re-read the offsets on every poll (a hair under it, against clock rounding)
         self.backlog = Backlog(applied, topic, refresh=poll * 0.9, clock=clock)
-        self.backpressure = Backpressure(self.lag, self.limit, poll=poll, clock=clock, sleep=sleep)
+        self.backpressure = Backpressure(
+            self.lag, self.limit, poll=poll, on_hold=self._holding, clock=clock, sleep=sleep
+        )
 
     def lag(self) -> int | None:
         """Events published and not processed yet (``None``: unknown, or no worker alive)."""
@@ -253,8 +280,25 @@ class WorkerPace:
             return None
         return self.backlog()
 
+    def behind(self) -> int | None:
+        """Events published and not processed yet, read afresh (``None``: unknown)."""
+        if self.alive is not None and not self.alive():
+            return None
+        return self.backlog.read_now()
+
+    def _holding(self, seconds: float) -> None:
+        processed, now = self.backlog.processed, self.clock()
+        if self._progress is None or self._progress[0] != processed:
+            self._progress, self._told = (processed, now), False
+        elif not self._told and now - self._progress[1] >= self.stall_after:
+            self._told = True
+            if self.on_stall is not None:
+                self.on_stall(now - self._progress[1])
+
     def limit(self) -> int:
         """The current bound on unprocessed events (adjusted at most every ``adjust`` s)."""
+        if not self.paced:
+            return sys.maxsize
         now = self.clock()
         if self.max_lag is not None or now - self._adjusted_at < self.adjust:
             return self.bound
@@ -290,12 +334,14 @@ class WorkerPace:
         bp = self.backpressure
         if bp.last_lag is None:
             return "lag ? (no worker offsets)"
-        parts = [f"lag {bp.last_lag}/{bp.last_limit}"]
+        parts = [f"lag {bp.last_lag}/{bp.last_limit}" if self.paced else f"lag {bp.last_lag}"]
         if self.delay is not None:
             parts.append(f"wait {self.delay:.1f}s")
         rate = self.backlog.throughput()
         if rate is not None:
             parts.append(f"worker {rate:.0f} ev/s")
+        if not self.paced:
+            parts.append("not paced")
         return ", ".join(parts)
 
 

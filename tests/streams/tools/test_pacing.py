@@ -260,3 +260,58 @@ def test_publish_events_waits_for_the_worker_through_the_producer_acks(monkeypat
     assert n == 30 and [t for t, _ in producer.sent] == ["p.interactions"] * 30
     assert all(lag is not None and lag < 4 for lag in lags)  # never over the bound at a send
     assert pace.backpressure.waited > 0
+
+
+def test_unpaced_the_publisher_never_waits_but_still_knows_how_far_behind_the_workers_are():
+    # issue #17, item 1: `--max-lag 0` floods on purpose and then says how far behind they are
+    clock = FakeClock()
+    worker = FakeWorker(clock, per_event=0.01)
+    pace = WorkerPace(worker.applied, TOPIC, max_lag=0, clock=clock, sleep=clock.sleep)
+    run_publisher(clock, worker, 500, rate=None, pace=pace)
+    assert clock.now == 0.0 and pace.backpressure.waited == 0.0
+    assert pace.behind() == 500
+    clock.now += 2.0  # the first batch (all 500, 5 s of work) is still running
+    assert pace.behind() == 500
+    clock.now += 3.0
+    assert pace.behind() == 0
+    assert "not paced" in pace.postfix()
+
+
+def test_a_publisher_held_with_no_worker_progress_says_so_once_per_stall():
+    clock = FakeClock()
+    applied = {f"{TOPIC}:0": -1}
+    notices: list[float] = []
+    pace = WorkerPace(
+        lambda: applied,
+        TOPIC,
+        max_lag=3,
+        stall_after=5.0,
+        on_stall=notices.append,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+    def late_worker(seconds: float) -> None:
+        clock.sleep(seconds)
+        if clock.now >= 8.0:  # a worker starts after 8 s
+            applied[f"{TOPIC}:0"] = 10
+
+    pace.backpressure.sleep = late_worker
+    for offset in range(5):
+        pace.wait()
+        pace.backlog.acked(0, offset, pace.backlog.sent())
+    assert len(notices) == 1 and 5.0 <= notices[0] < 5.2
+    assert pace.behind() == 0
+
+
+def test_a_pause_of_the_event_source_does_not_make_the_rate_limit_burst():
+    # the demo pauses before its newcomer's first event (to show their cold-start list): the
+    # events after it must not go out in one burst, or the newcomer's first ones share a batch
+    clock = FakeClock()
+    limiter = RateLimiter(10.0, clock=clock, sleep=clock.sleep)
+    limiter.wait()
+    clock.now += 0.5  # no reset: the publisher did not know
+    start = clock.now
+    for _ in range(5):
+        limiter.wait()
+    assert clock.now - start >= 0.4 - 1e-9
