@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from state.stats import BatchStats
-from streams.schemas import DeadLetter, Recommendation
+from streams.schemas import DeadLetter, RecItem, Recommendation
 from streams.serving.series import (
     LATENCY_BUCKETS_MS,
     Histogram,
@@ -35,6 +35,14 @@ log = logging.getLogger(__name__)
 
 def _short(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _item(item: RecItem) -> dict[str, Any]:
+    """A recommended item as the dashboard's feed shows it (its title when it has one)."""
+    shown: dict[str, Any] = {"item_id": item.item_id, "sources": item.sources}
+    if item.title:
+        shown["title"] = _short(item.title, 80)
+    return shown
 
 
 class LiveMetrics:
@@ -107,7 +115,7 @@ class LiveMetrics:
                     "event_id": rec.event_id,
                     "latency_ms": rec.latency_ms,
                     "generated_at": rec.generated_at,
-                    "items": [{"item_id": i.item_id, "sources": i.sources} for i in rec.items[:5]],
+                    "items": [_item(i) for i in rec.items[:5]],
                 }
             )
         for d in dead:

@@ -24,18 +24,26 @@ from streams.tools.kafka_io import consume, wait_for_broker
 __all__ = ["format_recommendation", "run_tail", "tail"]
 
 
+def _title(title: str | None, width: int = 30) -> str:
+    if not title:
+        return ""
+    return f' "{title if len(title) <= width else title[: width - 1] + "…"}"'
+
+
 def format_recommendation(rec: Recommendation, items: int = 5) -> str:
-    """One readable line per message.
+    """One readable line per message; each item with its title when the catalogue has one.
 
     >>> from streams.schemas import RecItem
     >>> rec = Recommendation(user_id="u42", strategy="active", interactions=7, event_id="e7",
-    ...     items=[RecItem(item_id="sku-3", score=0.91, sources=["cf", "popularity"])],
-    ...     generated_at=0.0, latency_ms=38.5)
+    ...     items=[RecItem(item_id="sku-3", score=0.91, sources=["cf", "popularity"],
+    ...     title="Trail shoe")], generated_at=0.0, latency_ms=38.5)
     >>> format_recommendation(rec)[13:]
-    'u42  active (7)  38.5 ms  after e7  ->  sku-3 [cf+popularity]'
+    'u42  active (7)  38.5 ms  after e7  ->  sku-3 "Trail shoe" [cf+popularity]'
     """
     when = datetime.fromtimestamp(rec.generated_at).strftime("%H:%M:%S.%f")[:12]
-    shown = "  ".join(f"{i.item_id} [{'+'.join(i.sources)}]" for i in rec.items[:items])
+    shown = "  ".join(
+        f"{i.item_id}{_title(i.title)} [{'+'.join(i.sources)}]" for i in rec.items[:items]
+    )
     more = f"  (+{len(rec.items) - items} more)" if len(rec.items) > items else ""
     latency = f"{rec.latency_ms:.1f} ms" if rec.latency_ms is not None else "- ms"
     after = f"after {rec.event_id}" if rec.event_id else "on demand"

@@ -35,22 +35,35 @@ function el(tag, attrs = {}, text) {
   return node;
 }
 
+// The width of an SVG text in user units, once in the page (a rough guess before).
+function textWidth(node) {
+  try { return node.getComputedTextLength() || 6 * node.textContent.length; }
+  catch (err) { return 6 * node.textContent.length; }
+}
+
 // xs: seconds relative to now (≤ 0); series: [{name, values, color}]; unit: axis suffix;
 // fixedMax: top of the y axis (else rounded up from the data); x0: left end of the x axis.
+// Missing values (null) are gaps: the line stops there, and the legend shows "–".
 function lineChart(id, xs, series, unit, fixedMax, x0 = xs.length ? xs[0] : -120) {
   const svg = document.getElementById(id);
-  const W = 560, H = 190, L = 48, R = 10, T = 10, B = 22;
+  const W = 560, H = 190, R = 10, T = 10, B = 22;
   svg.replaceChildren();
   const all = series.flatMap(s => s.values).filter(v => v !== null && v !== undefined);
   const ymax = fixedMax || niceMax(Math.max(0, ...all));
+  const Y = y => T + (H - T - B) * (1 - y / ymax);
+  // the y labels first: the plot starts where the widest of them ends (never clipped)
+  const labels = [0, 0.5, 1].map(f => {
+    const label = el("text", { y: Y(f * ymax) + 3, "text-anchor": "end" }, fmt(f * ymax, 2) + unit);
+    svg.append(label);
+    return label;
+  });
+  const L = Math.ceil(Math.max(...labels.map(textWidth))) + 8;
   const x1 = 0;
   const X = x => L + (W - L - R) * (x - x0) / ((x1 - x0) || 1);
-  const Y = y => T + (H - T - B) * (1 - y / ymax);
-  for (const f of [0, 0.5, 1]) {
-    svg.append(el("line", { x1: L, x2: W - R, y1: Y(f * ymax), y2: Y(f * ymax),
-                            stroke: "#e4e7ec" }));
-    svg.append(el("text", { x: L - 4, y: Y(f * ymax) + 3, "text-anchor": "end" },
-                  fmt(f * ymax, 2) + unit));
+  for (const label of labels) {
+    label.setAttribute("x", L - 4);
+    const y = +label.getAttribute("y") - 3;
+    svg.insertBefore(el("line", { x1: L, x2: W - R, y1: y, y2: y, stroke: "#e4e7ec" }), label);
   }
   for (const x of [x0, Math.round(x0 / 2), 0]) {
     svg.append(el("text", { x: X(x), y: H - 6, "text-anchor": x === x0 ? "start" : x === 0 ? "end" : "middle" },
@@ -64,16 +77,17 @@ function lineChart(id, xs, series, unit, fixedMax, x0 = xs.length ? xs[0] : -120
       pen = true;
     });
     if (d) svg.append(el("path", { d, fill: "none", stroke: s.color, "stroke-width": 1.8,
-                                   "stroke-linejoin": "round" }));
+                                   "stroke-linejoin": "round", "data-name": s.name }));
   });
   const legend = document.getElementById(id.replace("chart-", "legend-"));
   legend.replaceChildren(...series.map(s => {
     const span = document.createElement("span");
-    // the newest second is still filling: the legend quotes the last complete one
+    // the newest second is still filling: the legend quotes the last complete one, or "–"
+    // when it has no figure (no event of that phase in the window: no rate, not 0 %)
     const done = id === "chart-users" ? s.values : s.values.slice(0, -1);
-    const last = [...done].reverse().find(v => v !== null && v !== undefined);
+    const last = done.length ? done[done.length - 1] : null;
     span.innerHTML = `<i style="background:${s.color}"></i>`;
-    span.append(`${s.name}: ${last === undefined ? "–" : fmt(last, 2) + unit}`);
+    span.append(`${s.name}: ${last === null || last === undefined ? "–" : fmt(last, 2) + unit}`);
     return span;
   }));
 }
@@ -144,7 +158,7 @@ function render(s) {
   });
   const prefix = s.worker.topic_prefix || "";
   const short = name => name.startsWith(prefix) ? name.slice(prefix.length) : name;
-  rows("lag-table", s.lag, r => [short(r.topic), { text: r.partition, cls: "num" },
+  rows("lag-table", s.lag, r => [`${short(r.topic)}:${r.partition}`,
     { text: r.highwater ?? "–", cls: "num" }, { text: r.committed ?? "–", cls: "num" },
     { text: r.lag ?? "–", cls: "num" }, { text: r.unread ?? "–", cls: "num" }]);
   const maxScore = Math.max(1e-9, ...s.trending.map(r => r.score));
@@ -154,7 +168,9 @@ function render(s) {
     { html: `<span class="err">${esc(d.error)}</span><br><code>${esc(d.raw)}</code>` }]);
   rows("feed-table", s.recent, r => [clock(r.generated_at), r.user_id, r.strategy,
     { text: r.interactions, cls: "num" }, { text: fmt(r.latency_ms), cls: "num" },
-    { html: r.items.map(it => `${esc(it.item_id)} ` + it.sources.map((src, i) =>
+    { html: r.items.map(it => `${esc(it.item_id)} ` +
+      (it.title ? `<span class="title" title="${esc(it.title)}">${esc(it.title)}</span> ` : "") +
+      it.sources.map((src, i) =>
       `<span class="src" style="background:${colorFor(src, i)}">${esc(src)}</span>`).join("")).join(" · ") ||
       '<span class="empty">empty list</span>' }]);
 }

@@ -202,3 +202,203 @@ def test_stats_are_pushed_every_second_over_server_sent_events(settings, worker,
     assert all("totals" in s and "users_by_phase" in s for s in snapshots)
     assert 1.5 <= elapsed <= 6.0, f"3 snapshots took {elapsed:.1f}s: not about one a second"
     assert snapshots[-1]["now"] > snapshots[0]["now"]
+
+
+# -- the page's layout at common widths, on a canned /stats (issue #17, item 6) -------------
+WIDTHS = (1280, 1400, 1920)  # 1,400: where the lag table was cut off
+NO_FIGURE = "\N{EN DASH}"  # what the page shows for a figure it does not have
+LAG_TOPICS = ("interactions", "items", "model-updates")
+
+
+def canned_stats(now: float) -> dict:
+    """A /stats snapshot as a busy worker's: 120 s of traffic in which the cold phase had
+    events until 30 s ago and none since, latencies up to 2.4 s, 12 partitions of three topics
+    assigned, items with long titles."""
+    from state.stats import BatchStats
+    from streams.schemas import RecItem, Recommendation
+    from streams.serving.metrics import LiveMetrics
+
+    metrics = LiveMetrics()
+    for ago in range(120, 0, -1):
+        stats = BatchStats(batches=1)
+        for i in range(40):
+            phase = "established" if i % 2 else "active"
+            if ago > 30 and i < 4:
+                phase = "cold"
+            elif i < 10:
+                phase = "warm"
+            stats.count_event(phase, hit=phase != "cold" and i % 3 == 0)
+        recs = [
+            Recommendation(
+                user_id=f"user{ago:04d}-{j}",
+                strategy="established",
+                interactions=40 + j,
+                event_id=f"e{ago}-{j}",
+                latency_ms=300.0 + 2100.0 * (j == 0),
+                items=[
+                    RecItem(
+                        item_id=f"item{n:04d}",
+                        score=1.0 / (n + 1),
+                        sources=["cf", "ease", "seq", "mf", "content"],
+                        title=f"The Remarkably Long Title of Film Number {n} (Director's Cut)",
+                    )
+                    for n in range(5)
+                ],
+            )
+            for j in range(3)
+        ]
+        metrics.record_batch(stats, recs, [], now - ago + 0.5)
+        mix = {"cold": 0, "warm": 120 - ago // 4, "active": 340, "established": 2_100 + ago}
+        metrics.sample_users(mix, now - ago + 0.5)
+    snap = metrics.snapshot(now)
+    lag = [
+        {
+            "topic": f"rs-demo.{topic}",
+            "partition": p,
+            "highwater": 1_234_567 + p,
+            "committed": 1_230_000 + p,
+            "read": 1_234_000 + p,
+            "lag": 4_567,
+            "unread": 566,
+        }
+        for topic in LAG_TOPICS
+        for p in range(12)
+    ]
+    phases = ["cold", "warm", "active", "established"]
+    snap.update(
+        phases=phases,
+        users_by_phase={"cold": 0, "warm": 120, "active": 340, "established": 2_100},
+        cluster=None,
+        lag=lag,
+        trending=[{"item_id": f"item{n:04d}", "score": 100.0 - n} for n in range(10)],
+        worker={
+            "app_id": "rs-demo",
+            "topic_prefix": "rs-demo.",
+            "k": 10,
+            "uptime_s": 3600.0,
+            "redis_up": True,
+        },
+    )
+    return snap
+
+
+@pytest.fixture
+def canned_dashboard() -> Iterator[str]:
+    """The dashboard's own files served with a canned /stats (and /stats/stream): its URL."""
+    from aiohttp import web
+
+    from streams.serving.dashboard import STATIC
+    from streams.tools.embedded import free_port
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=(STATIC / "dashboard.html").read_text(), content_type="text/html")
+
+    async def script(request: web.Request) -> web.Response:
+        body = (STATIC / "dashboard.js").read_text()
+        return web.Response(text=body, content_type="application/javascript")
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(canned_stats(time.time()))
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            while True:
+                await resp.write(f"data: {json.dumps(canned_stats(time.time()))}\n\n".encode())
+                await asyncio.sleep(0.5)
+        except (ConnectionResetError, RuntimeError):
+            return resp
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/dashboard", page),
+            web.get("/dashboard/dashboard.js", script),
+            web.get("/stats", stats),
+            web.get("/stats/stream", stream),
+        ]
+    )
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/dashboard"
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+LAYOUT = """document.querySelector('#status') === null ? "null" : JSON.stringify({
+  status: document.querySelector('#status').textContent,
+  width: window.innerWidth,
+  legend: Object.fromEntries([...document.querySelectorAll('#legend-hits span')]
+    .map(s => s.textContent.split(': '))),
+  table10s: Object.fromEntries([...document.querySelectorAll('#phase-table tbody tr')]
+    .map(tr => [tr.cells[0].textContent.trim(), tr.cells[5].textContent])),
+  coldPoints: (() => {
+    const path = document.querySelector('#chart-hits path[data-name="cold"]');
+    return path ? [...path.getAttribute('d').matchAll(/[ML]([\\d.]+),/g)].map(m => +m[1]) : [];
+  })(),
+  xAt10s: (() => {  // where "10 s ago" is on the x axis: between its first label and "now"
+    const texts = [...document.querySelectorAll('#chart-hits text')];
+    const now = texts.find(t => t.textContent === 'now');
+    const first = texts.find(t => t.getAttribute('text-anchor') === 'start');
+    if (!now || !first) return null;  // not drawn yet
+    const x0 = parseFloat(first.textContent), xNow = +now.getAttribute('x');
+    return xNow + (+first.getAttribute('x') - xNow) * (-10 / x0);
+  })(),
+  clippedLabels: [...document.querySelectorAll('svg.chart')].flatMap(svg => {
+    const box = svg.viewBox.baseVal;
+    return [...svg.querySelectorAll('text')].filter(t => {
+      const b = t.getBBox();
+      return b.x < box.x - 0.5 || b.x + b.width > box.x + box.width + 0.5;
+    }).map(t => svg.id + ': ' + t.textContent);
+  }),
+  overflowing: [...document.querySelectorAll('.card')].filter(c =>
+    c.scrollWidth > c.clientWidth + 1 || c.getBoundingClientRect().right > window.innerWidth
+  ).map(c => c.querySelector('h2') ? c.querySelector('h2').textContent : c.className),
+  lagRows: document.querySelectorAll('#lag-table tbody tr').length,
+  feedTitles: [...document.querySelectorAll('#feed-table .title')].length,
+})"""
+
+
+@pytest.mark.browser
+def test_dashboard_layout_at_1280_1400_and_1920_px_wide(canned_dashboard, open_page, tmp_path):
+    async def drive() -> dict[int, dict]:
+        pages = {}
+        async with open_page(canned_dashboard) as cdp:
+            for width in WIDTHS:
+                await cdp.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    width=width,
+                    height=1000,
+                    deviceScaleFactor=1,
+                    mobile=False,
+                )
+                deadline = time.monotonic() + 20
+                while True:
+                    page = json.loads(await cdp.evaluate(LAYOUT))
+                    if page and page["status"].startswith("live") and page["width"] == width:
+                        break
+                    assert time.monotonic() < deadline, page
+                    await asyncio.sleep(0.3)
+                await asyncio.sleep(1.2)  # another push: drawn at this width
+                pages[width] = json.loads(await cdp.evaluate(LAYOUT))
+                shot = await cdp.screenshot(tmp_path / f"dashboard-{width}.png")
+                print(f"screenshot: {shot}")
+        return pages
+
+    for width, page in asyncio.run(drive()).items():
+        # a phase with no event in the window has no hit rate: a dash in the table, the
+        # legend and no line there (it showed 0 %)
+        assert page["table10s"]["cold"] == NO_FIGURE, page["table10s"]
+        assert page["legend"]["cold"] == NO_FIGURE, (width, page["legend"])
+        assert page["legend"]["warm"].endswith("%"), page["legend"]
+        assert page["coldPoints"] and max(page["coldPoints"]) < page["xAt10s"], page
+        assert not page["clippedLabels"], (width, page["clippedLabels"])
+        assert not page["overflowing"], (width, page["overflowing"])
+        assert page["lagRows"] == 12 * len(LAG_TOPICS)
+        assert page["feedTitles"] > 0, "no titles in the feed"
