@@ -39,3 +39,14 @@ def test_compose_worker_port_matches_the_web_port_setting():
     port = worker["environment"]["RECSTREAM_WEB_PORT"]
     assert any(str(p).split(":")[-1] == port for p in worker["ports"])
     assert f"EXPOSE {port}" in (ROOT / "Dockerfile").read_text()
+
+
+def test_compose_partitions_leave_room_for_workers_like_the_default():
+    # issue #15: a third worker on the old 4 (compose: 8) partitions could get none; the
+    # broker's auto-created topics get the same count as the ones recstream creates
+    services = compose()["services"]
+    default = Settings.model_fields["partitions"].default
+    assert int(services["worker"]["environment"]["RECSTREAM_PARTITIONS"]) >= default
+    assert services["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"] == (
+        services["worker"]["environment"]["RECSTREAM_PARTITIONS"]
+    )
