@@ -115,7 +115,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.through_kafka:  # the same events through broker + worker, side by side
             from streams.tools.evaluate_kafka import evaluate_through_kafka
 
-            streamed = evaluate_through_kafka(ds, settings, k=args.k, progress=not args.no_progress)
+            streamed = evaluate_through_kafka(
+                ds, settings, k=args.k, progress=not args.no_progress, workers=args.workers
+            )
             result["results"] += streamed["results"]
     except (DataSetError, ValueError) as exc:
         print(f"recstream evaluate: {exc}", file=sys.stderr)
@@ -277,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also replay through a broker and a worker (started here unless configured) and "
         "score the lists they served",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --through-kafka: N workers in one consumer group (default 1)",
     )
     p.set_defaults(func=cmd_evaluate)
 

@@ -39,15 +39,20 @@ __all__ = ["evaluate_through_kafka"]
 
 
 def evaluate_through_kafka(
-    ds: DataSet, base: Settings | None = None, *, k: int = 10, progress: bool = True
+    ds: DataSet,
+    base: Settings | None = None,
+    *,
+    k: int = 10,
+    progress: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Publish ``ds`` through a broker and a worker (``base``'s broker and Redis when they are
-    set, else started here) and score the lists served. The run's folder (logs) is removed
-    afterwards unless something failed."""
+    """Publish ``ds`` through a broker and ``workers`` workers in one group (``base``'s broker
+    and Redis when they are set, else started here) and score the lists served. The run's
+    folder (logs) is removed afterwards unless something failed."""
     base = base if base is not None else load_settings()
     services: list[Service] = []
     workdir = Path(tempfile.mkdtemp(prefix="recstream-eval-"))
-    worker = None
+    procs: list[Any] = []
     app_id = f"eval-{uuid.uuid4().hex[:8]}"
     failed = True
     try:
@@ -75,10 +80,11 @@ def evaluate_through_kafka(
         ensure_topics(settings)
         (workdir / "tmp").mkdir()  # the worker's temporary files (Faust's data) go here too
         env = settings.to_env({**os.environ, "TMPDIR": str(workdir / "tmp")})
-        worker = start_worker(env, workdir / "worker.log")
-        wait_healthy(
-            f"http://{settings.web_host}:{settings.web_port}", worker, workdir / "worker.log"
-        )
+        for n in range(workers):
+            port = settings.web_port if n == 0 else free_port()
+            log = workdir / f"worker{n}.log"
+            procs.append(start_worker({**env, "RECSTREAM_WEB_PORT": str(port)}, log))
+            wait_healthy(f"http://{settings.web_host}:{port}", procs[-1], log)
         events = [e for e in ds.events if _valid(e)]
         if ds.items:
             publish_items(settings, ds.items)
@@ -89,8 +95,8 @@ def evaluate_through_kafka(
         elapsed = time.perf_counter() - started
         failed = False
     finally:
-        if worker is not None:
-            stop_process(worker)
+        for proc in procs:
+            stop_process(proc)
         for svc in reversed(services):
             svc.stop()
         if not any(s.name == "redis" for s in services):
@@ -102,7 +108,7 @@ def evaluate_through_kafka(
             print(f"the worker's log is kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    return _score(ds, events, served, settings, k, elapsed)
+    return _score(ds, events, served, settings, k, elapsed, workers)
 
 
 def _valid(event: dict[str, Any]) -> bool:
@@ -140,8 +146,12 @@ def _score(
     settings: Settings,
     k: int,
     elapsed: float,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    board = Scoreboard("hybrid (through kafka)", k)
+    name = (
+        "hybrid (through kafka)" if workers == 1 else f"hybrid (through kafka, {workers} workers)"
+    )
+    board = Scoreboard(name, k)
     policy = SwitchingPolicy.from_thresholds(settings.thresholds)
     position: dict[str, int] = defaultdict(int)
     items: set[str] = {str(i["item_id"]) for i in ds.items}
