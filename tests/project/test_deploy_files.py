@@ -50,3 +50,12 @@ def test_compose_partitions_leave_room_for_workers_like_the_default():
     assert services["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"] == (
         services["worker"]["environment"]["RECSTREAM_PARTITIONS"]
     )
+
+
+def test_compose_worker_can_be_scaled():
+    """`docker compose up --scale worker=N`: N containers of one service need no fixed name
+    and no fixed host port (each gets its own), and share one consumer group (app id)."""
+    worker = compose()["services"]["worker"]
+    assert "container_name" not in worker
+    assert all(":" not in str(p) for p in worker["ports"]), worker["ports"]
+    assert worker["environment"]["RECSTREAM_APP_ID"]  # one group for every replica
