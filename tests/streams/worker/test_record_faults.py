@@ -110,3 +110,23 @@ def test_a_file_replayed_twice_with_a_kill_during_the_second_replay_is_learned_o
     assert learned() == pytest.approx(dict(items))  # nothing learned twice
     users = Counter(ev["user_id"] for ev in events)
     assert all(worker.get(f"/users/{u}")[1]["interactions"] == n for u, n in users.items())
+
+
+def test_an_id_like_an_implicit_one_or_reused_by_another_user_is_a_new_event(
+    settings, worker, publish, wait_for
+):
+    worker.start()
+    topic = settings.topic("interactions")
+    publish({"user_id": "p", "item_id": "a", "timestamp": TS})  # no event_id: its place
+    for p in range(settings.partitions):  # whichever partition it took, an id equal to it
+        publish({"user_id": "p", "item_id": "b", "event_id": f"{topic}:{p}:0", "timestamp": TS})
+    publish({"user_id": "q1", "item_id": "a", "event_id": "shared", "timestamp": TS})
+    publish({"user_id": "q2", "item_id": "a", "event_id": "shared", "timestamp": TS})
+    expected = {"p": 1 + settings.partitions, "q1": 1, "q2": 1}
+
+    def counts() -> dict[str, int]:
+        return {u: worker.get(f"/users/{u}")[1]["interactions"] for u in expected}
+
+    wait_for(lambda: counts() == expected, what="every event applied")
+    time.sleep(1.0)
+    assert counts() == expected
