@@ -4,7 +4,7 @@ A partition's applied offset lives in Redis beside the user states it describes.
 arrives on a partition that has no applied offset although the log holds records before the
 batch (Redis restarted empty or was flushed, or a worker starts on a Redis that never saw this
 log), the state those records built is gone: the processor raises
-:class:`~streams.worker.processor.StateLost`. The agent then re-reads the partition from the
+:class:`~streams.worker.records.StateLost`. The agent then re-reads the partition from the
 start of the log up to the batch with :class:`LogReader` and applies it again through the
 normal path: user states, dedup markers and offsets are rebuilt exactly, and the models learn
 only what they do not hold already (after a restart without a checkpoint, everything).
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.settings import Settings
-from streams.worker.processor import Record
+from streams.worker.records import Record
 
 __all__ = ["LogReader"]
 

@@ -17,7 +17,8 @@ from state.store import RedisState
 from streams.settings import Settings
 from streams.tools.embedded import Service, start_redis
 from streams.worker.owner import ModelOwner
-from streams.worker.processor import BatchProcessor, Record
+from streams.worker.processor import BatchProcessor
+from streams.worker.records import Record
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,8 @@ import pytest
 from models.factory import default_hybrid
 from state.store import Fenced, RedisState, UserConflict
 from streams.worker.owner import ModelOwner
-from streams.worker.processor import BatchProcessor, Record
+from streams.worker.processor import BatchProcessor
+from streams.worker.records import Record
 
 pytestmark = pytest.mark.integration
 

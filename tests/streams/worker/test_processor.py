@@ -10,7 +10,8 @@ import pytest
 from models.factory import default_hybrid
 from state.store import RedisState
 from streams.worker.owner import ModelOwner
-from streams.worker.processor import BatchProcessor, Record, dedup_key
+from streams.worker.processor import BatchProcessor
+from streams.worker.records import Record, dedup_key
 
 pytestmark = pytest.mark.integration
 

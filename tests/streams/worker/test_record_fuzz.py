@@ -16,7 +16,8 @@ from models.factory import default_hybrid
 from state.store import RedisState
 from streams.schemas import DLQ_MAX_BYTES
 from streams.worker.owner import ModelOwner
-from streams.worker.processor import BatchProcessor, Record
+from streams.worker.processor import BatchProcessor
+from streams.worker.records import Record
 
 pytestmark = pytest.mark.integration
 
