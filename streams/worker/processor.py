@@ -229,10 +229,12 @@ class BatchProcessor:
         return newest
 
     def _recommend(self, newest: dict[str, tuple[str, float | None]], out: BatchOutcome) -> None:
-        """One fresh list per user the batch touched, after their newest event."""
-        for user_id, (eid, arrived) in newest.items():
-            user = out.users[user_id]
-            items = self.engine.recommend(user, k=self.settings.k, exclude=user.seen)
+        """One fresh list per user the batch touched, after their newest event: every user of
+        the batch ranked at once (:meth:`HybridRecommender.recommend_batch`)."""
+        users = [out.users[user_id] for user_id in newest]
+        lists = self.engine.recommend_batch(users, self.settings.k, [u.seen for u in users])
+        for user, items in zip(users, lists, strict=True):
+            eid, arrived = newest[user.user_id]
             user.last_served = [c.item_id for c in items]
             latency = (time.time() - arrived) * 1000.0 if arrived else None
             rec = Recommendation.of(
