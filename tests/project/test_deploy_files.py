@@ -47,9 +47,8 @@ def test_compose_partitions_leave_room_for_workers_like_the_default():
     services = compose()["services"]
     default = Settings.model_fields["partitions"].default
     assert int(services["worker"]["environment"]["RECSTREAM_PARTITIONS"]) >= default
-    assert services["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"] == (
-        services["worker"]["environment"]["RECSTREAM_PARTITIONS"]
-    )
+    worker = services["worker"]["environment"]["RECSTREAM_PARTITIONS"]
+    assert services["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"] == worker
 
 
 def test_compose_worker_can_be_scaled():
