@@ -172,12 +172,19 @@ class DemoShop:
         reaches the last phase; then the first user, and the busiest late arrival."""
         order = list(self._users(n, random.Random(self.seed + 2)))
         counts = Counter(order)
-        first: dict[int, int] = {}
+        seen: dict[int, list[int]] = {}
         for e, user in enumerate(order):
-            first.setdefault(user, e)
+            seen.setdefault(user, []).append(e)
+        first = {u: at[0] for u, at in seen.items()}
         later = [u for u in counts if first[u] >= 0.05 * n] or list(counts)
-        done = [u for u in later if counts[u] >= thresholds[-1]]
-        newcomer = min(done, key=first.__getitem__) if done else max(later, key=counts.__getitem__)
+        done = sorted((u for u in later if counts[u] >= thresholds[-1]), key=first.__getitem__)
+        if done:
+            # of the first few, the one longest warm: its first events spread over the most
+            # batches, so that every phase gets a list of its own
+            warm = thresholds[1] - 1
+            newcomer = max(done[:8], key=lambda u: seen[u][warm] - seen[u][0])
+        else:
+            newcomer = max(later, key=counts.__getitem__)
         picked = [newcomer]
         late = [u for u in counts if first[u] >= 0.5 * n and u not in picked]
         for candidate in [order[0], max(late, key=counts.__getitem__, default=None)]:
