@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.base import Candidate, UserState
 from models.events import Event, ItemChange
@@ -32,6 +32,7 @@ __all__ = [
     "Recommendation",
     "UserContext",
     "event_time_error",
+    "validation_error_text",
 ]
 
 EventType = Literal["view", "click", "add_to_cart", "purchase", "like", "dislike", "rating"]
@@ -85,6 +86,15 @@ def event_time_error(ts: float | None, *, arrival: float, max_skew: float) -> st
     if ts < EARLIEST_EVENT_TIME:
         return f"timestamp: {ts:.0f} is before 1990 (seconds, milliseconds or ISO-8601 expected)"
     return None
+
+
+def validation_error_text(exc: ValidationError) -> str:
+    """A short, readable reason: 'user_id: Field required; value: Input should be ...'."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
 
 
 class Interaction(BaseModel):

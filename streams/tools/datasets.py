@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from streams.schemas import Interaction, event_time_error
+from streams.schemas import Interaction, event_time_error, validation_error_text
 
 __all__ = [
     "FORMATS",
@@ -57,10 +57,7 @@ def invalid_reason(event: dict[str, Any], *, now: float, max_skew: float) -> str
     try:
         ev = Interaction.model_validate(event)
     except ValidationError as exc:
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        return validation_error_text(exc)
     return event_time_error(ev.timestamp, arrival=now, max_skew=max_skew)
 
 

@@ -21,12 +21,12 @@ import faust
 from pydantic import ValidationError
 
 from state.store import Fenced, UserConflict
-from streams.schemas import DeadLetter, ItemEvent
+from streams.schemas import DeadLetter, ItemEvent, validation_error_text
 from streams.serving.dashboard import register_dashboard
 from streams.serving.views import register_views
 from streams.settings import Settings
 from streams.worker.follow import follow
-from streams.worker.records import BatchOutcome, Record, StateLost, validation_error_text
+from streams.worker.records import BatchOutcome, Record, StateLost
 from streams.worker.replication import update_handler
 from streams.worker.runtime import WorkerRuntime, explain
 from streams.worker.transport import Transport

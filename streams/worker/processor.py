@@ -38,6 +38,7 @@ from streams.schemas import (
     Interaction,
     Recommendation,
     event_time_error,
+    validation_error_text,
 )
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
@@ -46,7 +47,6 @@ from streams.worker.records import (
     Record,
     StateLost,
     dedup_key,
-    validation_error_text,
 )
 from streams.worker.replication import UpdateBuilder
 

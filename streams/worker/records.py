@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-
 from models.base import UserState
 from state.stats import BatchStats
 from streams.schemas import DeadLetter, ModelUpdate, Recommendation
 
-__all__ = ["BatchOutcome", "Record", "StateLost", "dedup_key", "validation_error_text"]
+__all__ = ["BatchOutcome", "Record", "StateLost", "dedup_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +70,3 @@ def dedup_key(user_id: str, event_id: str | None, origin: str) -> str:
     ('e:2:u1:evt-9', 'o:interactions:0:5')
     """
     return f"e:{len(user_id)}:{user_id}:{event_id}" if event_id is not None else f"o:{origin}"
-
-
-def validation_error_text(exc: ValidationError) -> str:
-    """A short, readable reason: 'user_id: Field required; value: Input should be ...'."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "event"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)

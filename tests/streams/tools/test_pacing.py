@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from streams.tools import replay
-from streams.tools.pacing import Backlog, Backpressure, Pacer, RateLimiter, WorkerPace
+from streams.tools.backlog import Backlog
+from streams.tools.pacing import Backpressure, Pacer, RateLimiter, WorkerPace
 
 TOPIC = "interactions"
 
