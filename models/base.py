@@ -51,6 +51,7 @@ EVENT_WEIGHTS: dict[str, float] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def interaction_weight(event_type: str, value: float | None = None) -> float:
     """Implicit-feedback weight of one event, always finite and within [-3, 3].
 

@@ -131,28 +131,41 @@ class ItemCooccurrence(Recommender):
         weight: float = 1.0,
         value: float | None = None,
     ) -> None:
+        self._count(user, item_id, ts, weight)
+
+    def _count(
+        self, user: UserState, item_id: str, ts: float, weight: float
+    ) -> tuple[int, list[int], list[float]] | None:
+        """Count one event: the item's index and the co-occurrences it added (the other items'
+        indices and weights), or None when it carries no evidence."""
         if not positive_evidence(weight, ts):
-            return  # dislikes and garbage carry no co-occurrence evidence
+            return None  # dislikes and garbage carry no co-occurrence evidence
         w = min(weight, MAX_WEIGHT) * self._boost(ts)
         i = self._idx(item_id)
         self._n[i] += w
-        row = self._co[i]
-        seen = 0
+        co, index, decay, limit = self._co, self._index, self.window_decay, 2 * self.max_neighbors
+        row = co[i]
+        js: list[int] = []
+        ws: list[float] = []
         for other in reversed(user.recent):
             if other == item_id:
                 continue
-            if seen >= self.window:
+            if len(js) >= self.window:
                 break
-            j = self._idx(other)
+            j = index.get(other)
+            if j is None:
+                j = self._idx(other)
             row[j] = row.get(j, 0.0) + w
-            back = self._co[j]
+            back = co[j]
             back[i] = back.get(i, 0.0) + w
-            if len(back) > 2 * self.max_neighbors:
+            if len(back) > limit:
                 self._prune(j)
-            w *= self.window_decay
-            seen += 1
-        if len(row) > 2 * self.max_neighbors:
+            js.append(j)
+            ws.append(w)
+            w *= decay
+        if len(row) > limit:
             self._prune(i)
+        return i, js, ws
 
     def _row(self, i: int, w: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Neighbour indices of item ``i`` and their similarities times ``w``."""

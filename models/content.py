@@ -225,11 +225,8 @@ class ContentModel(Recommender):
         top = max((abs(v) for v in profile.values()), default=0.0)
         scale = 1e3 / top if top > 1e3 else 1.0  # cosine ignores scale; keep numbers small
         floor = 1e-9 * top
-        kept = heapq.nlargest(
-            self.max_profile_features,
-            ((f, v) for f, v in profile.items() if abs(v) > floor),
-            key=lambda kv: abs(kv[1]),
-        )
+        strong = [(f, v) for f, v in profile.items() if abs(v) > floor]
+        kept = heapq.nlargest(self.max_profile_features, strong, key=lambda kv: abs(kv[1]))
         user.profile = {f: float(v * scale) for f, v in kept}
         user.profile_ts = ts if last is None or not math.isfinite(last) else max(last, ts)
 

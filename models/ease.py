@@ -11,9 +11,10 @@ already keeps (so it is learned one event at a time, in bounded memory), and its
 items' interaction counts. Every ``refit_every`` events the model solves EASE on the
 ``max_items`` most interacted items. The solve is ``O(max_items ** 3)`` (about a second
 for 2,000 items on a small machine), so it runs on a background thread (numpy's LAPACK releases
-the GIL) while events keep flowing, and its result is put in use ``refit_every // 4`` events
-after it started (waiting for it only if it is not done by then): the same events always see
-the same weights, whatever the machine's speed. A user's candidates are their recent items'
+the GIL) while events keep flowing, and its result is put in use by the lists asked for
+``refit_every // 4`` or more events after it started (waiting for it only if it is not done by
+then; learning never waits): the same lists always see the same weights, whatever the
+machine's speed. A user's candidates are their recent items'
 rows of ``B``, weighted ``history_decay ** p`` for the item ``p`` places back. Items outside
 the solved head get no score from this source; the hybrid's other sources cover them.
 
@@ -46,6 +47,8 @@ from models.ranking import Proposals, RankBatch, top_dense
 __all__ = ["ItemEASE", "solve_ease"]
 
 _SOLVER: ThreadPoolExecutor | None = None
+#: Most items whose co-occurrence counts are also kept as a dense matrix (32 MB at most).
+_DENSE_ITEMS = 2048
 
 
 def _solver() -> ThreadPoolExecutor:
@@ -115,6 +118,7 @@ class ItemEASE(ItemCooccurrence):
         state = self.__dict__.copy()
         state["_B"], state["_head"], state["_row_of"] = None, self._head[:0], {}
         state["_pending"] = None
+        state.pop("_G", None)  # the dense counts: rebuilt from the lists on first use
         return state  # the solve is recomputed on first use after a restore, not stored
 
     def learn_one(
@@ -126,12 +130,15 @@ class ItemEASE(ItemCooccurrence):
         weight: float = 1.0,
         value: float | None = None,
     ) -> None:
-        super().learn_one(user, item_id, ts=ts, weight=weight, value=value)
+        dense = self._dense()  # in step with the counts before this event
+        counted = self._count(user, item_id, ts, weight)
+        if counted is not None and dense is not None:
+            self._mirror(*counted)
         self._since_fit += 1
-        if self._pending is not None and self._since_fit >= max(1, self.refit_every // 4):
-            self._install()
         if self._since_fit >= self.refit_every:
             self._since_fit = 0
+            if self._pending is not None:  # no list was asked for since it was due
+                self._install()
             head, gram = self._gram()
             if len(head) >= 2:
                 self._pending = (_solver().submit(solve_ease, gram, self.l2), head)
@@ -144,6 +151,15 @@ class ItemEASE(ItemCooccurrence):
             self._B, self._head, self._row_of = None, head[:0], {}
         else:
             self._set(solve_ease(gram, self.l2), head)
+
+    def _ready(self) -> None:
+        """Put the pending solve in use if it is due (``refit_every // 4`` events after it
+        started; the first one at once), before weights are read for a list."""
+        due = self._B is None or self._since_fit >= max(1, self.refit_every // 4)
+        if self._pending is not None and due:
+            self._install()
+        elif self._B is None and self._items:
+            self.refit()  # first use after a restore
 
     def _install(self) -> None:
         assert self._pending is not None
@@ -160,12 +176,52 @@ class ItemEASE(ItemCooccurrence):
                 self._B[:, r] = 0.0
         self._forgotten.clear()
 
+    def _dense(self) -> np.ndarray | None:
+        """The co-occurrence counts as a dense matrix, while the catalogue is small enough that
+        no neighbour list can be pruned (``2 * max_neighbors + 1`` items): the same counts as
+        the lists, and the Gram matrix is then one gather instead of a walk over every list.
+        Built from the lists on first use (not pickled); dropped once the catalogue outgrows it."""
+        n = len(self._items)
+        dense = self.__dict__.get("_G")
+        if n > min(2 * self.max_neighbors + 1, _DENSE_ITEMS):
+            self.__dict__.pop("_G", None)
+            return None
+        if dense is None:
+            dense = np.zeros((max(256, n), max(256, n)))
+            for i, row in enumerate(self._co):
+                if row:
+                    cols = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
+                    dense[i, cols] = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+            self.__dict__["_G"] = dense
+        return dense
+
+    def _mirror(self, i: int, js: list[int], ws: list[float]) -> None:
+        dense = self.__dict__.get("_G")
+        n = len(self._items)
+        if dense is None or n > min(2 * self.max_neighbors + 1, _DENSE_ITEMS):
+            self.__dict__.pop("_G", None)
+            return
+        if n > len(dense):
+            size = min(max(2 * len(dense), n), _DENSE_ITEMS)
+            grown = np.zeros((size, size))
+            grown[: len(dense), : len(dense)] = dense
+            dense = self.__dict__["_G"] = grown
+        if js:
+            dense[i, js] += ws
+            dense[js, i] += ws
+
     def _gram(self) -> tuple[np.ndarray, np.ndarray]:
         """The head items and their Gram matrix (co-occurrence, counts on the diagonal)."""
         counts = self._n[: len(self._items)]
         live = np.flatnonzero(counts > 0)
         head = live[np.argsort(-counts[live], kind="stable")[: self.max_items]]
         m = len(head)
+        dense = self.__dict__.get("_G")
+        if dense is not None and len(dense) >= len(self._items):
+            gram = dense[np.ix_(head, head)]
+            gram = np.maximum(gram, gram.T)
+            gram[np.diag_indices(m)] = counts[head]
+            return head, gram
         row_at = np.full(len(self._items), -1, dtype=np.int64)
         row_at[head] = np.arange(m)
         gram = np.zeros((m, m), dtype=np.float64)
@@ -183,10 +239,7 @@ class ItemEASE(ItemCooccurrence):
     ) -> list[Candidate]:
         if k <= 0:
             return []
-        if self._B is None and self._pending is not None:
-            self._install()
-        elif self._B is None and self._items:
-            self.refit()  # first use after a restore
+        self._ready()
         if self._B is None:
             return []
         rows: list[int] = []
@@ -221,10 +274,7 @@ class ItemEASE(ItemCooccurrence):
     def propose(self, batch: RankBatch, n: int) -> Proposals:
         """:meth:`recommend` for every user of ``batch`` at once: the users' weighted rows of
         the solved weights summed into one array, one top ``n`` for all."""
-        if self._B is None and self._pending is not None:
-            self._install()
-        elif self._B is None and self._items:
-            self.refit()
+        self._ready()
         if self._B is None or n <= 0:
             return Proposals.empty()
         rows: list[list[int]] = []
@@ -290,6 +340,11 @@ class ItemEASE(ItemCooccurrence):
         )
 
     def forget_item(self, item_id: str) -> None:
+        i = self._index.get(item_id)
+        dense = self.__dict__.get("_G")
+        if i is not None and dense is not None and i < len(dense):
+            dense[i, :] = 0.0
+            dense[:, i] = 0.0
         super().forget_item(item_id)
         r = self._row_of.get(self._index.get(item_id, -1))
         if r is not None and self._B is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from models.base import (
     can,
 )
 from models.ranking import RankBatch, Source, Vocab, blend, weights_table
+
+if TYPE_CHECKING:
+    from models.events import Event
 
 __all__ = ["DEFAULT_PHASES", "HybridRecommender", "Phase", "SwitchingPolicy"]
 
@@ -143,6 +146,17 @@ class HybridRecommender(Recommender):
     ) -> None:
         for model in self.sources.values():
             model.learn_one(user, item_id, ts=ts, weight=weight, value=value)
+
+    def learn_many(
+        self, users: Sequence[UserState], events: Sequence[Event]
+    ) -> dict[int, Exception]:
+        """Every source learns the batch (each in its own way: one event at a time, or in
+        array operations); an event fails if any source failed to learn it."""
+        failed: dict[int, Exception] = {}
+        for model in self.sources.values():
+            for i, exc in model.learn_many(users, events).items():
+                failed.setdefault(i, exc)
+        return failed
 
     def forget_item(self, item_id: str) -> None:
         self.deleted.add(item_id)

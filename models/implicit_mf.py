@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,10 +35,22 @@ from models.base import Candidate, Recommender, UserState
 from models.common import add_row, drop_row, grown, live_rows, top_servable
 from models.ranking import Proposals, RankBatch, top_dense
 
+if TYPE_CHECKING:
+    from models.events import Event
+
 __all__ = ["ImplicitMF"]
 
 
 _BOUND = 10.0  # factors and biases are clipped to [-_BOUND, _BOUND]
+
+
+def _padded(lists: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
+    """Rows of unequal length as one array, ``-1`` where a row has no entry."""
+    width = max((len(r) for r in lists), default=0)
+    out = np.full((len(lists), width), -1, dtype=np.int64)
+    for i, r in enumerate(lists):
+        out[i, : len(r)] = r
+    return out
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -58,9 +71,13 @@ class ImplicitMF(Recommender):
         init_scale: standard deviation of new factors.
         max_weight: event weights are clipped to ``[-max_weight, max_weight]``.
         seed: seed of the initialiser and the negative sampler.
+        max_batch: events of a batch (:meth:`learn_many`) learned in one vectorised SGD step,
+            their gradients taken at the step's start; 1 learns one event at a time.
     """
 
     name = "mf"
+    #: What a model pickled before minibatches existed does (its checkpoint lacks the attribute).
+    max_batch: int = 1
 
     def __init__(
         self,
@@ -73,9 +90,12 @@ class ImplicitMF(Recommender):
         init_scale: float = 0.1,
         max_weight: float = 3.0,
         seed: int = 0,
+        max_batch: int = 64,
     ) -> None:
-        if n_factors < 1 or lr <= 0 or l2 < 0 or n_negatives < 1:
-            raise ValueError("need n_factors >= 1, lr > 0, l2 >= 0, n_negatives >= 1")
+        if n_factors < 1 or lr <= 0 or l2 < 0 or n_negatives < 1 or max_batch < 1:
+            raise ValueError(
+                "need n_factors >= 1, lr > 0, l2 >= 0, n_negatives >= 1, max_batch >= 1"
+            )
         if max_users < 1 or context < 0 or init_scale <= 0 or max_weight <= 0:
             raise ValueError("need max_users >= 1, init_scale > 0, max_weight > 0")
         self.n_factors = n_factors
@@ -87,6 +107,7 @@ class ImplicitMF(Recommender):
         self.init_scale = init_scale
         self.max_weight = max_weight
         self.seed = seed
+        self.max_batch = max_batch
         self._rng = np.random.default_rng(seed)
         self._users: OrderedDict[str, np.ndarray] = OrderedDict()
         self._row: dict[str, int] = {}
@@ -168,6 +189,93 @@ class ImplicitMF(Recommender):
         self._b[neg] = np.clip(new_bj, -_BOUND, _BOUND)
         self._V[row] = np.clip(new_vi, -_BOUND, _BOUND)
         self._b[row] = float(np.clip(new_bi, -_BOUND, _BOUND))
+
+    def learn_many(
+        self, users: Sequence[UserState], events: Sequence[Event]
+    ) -> dict[int, Exception]:
+        """The events in steps of ``max_batch``: each step's gradients are taken at its start
+        and applied together (one array operation per parameter), the negatives, new items and
+        users drawn as :meth:`learn_one` draws them, event by event."""
+        if self.max_batch <= 1:
+            return super().learn_many(users, events)
+        failed: dict[int, Exception] = {}
+        for lo in range(0, len(events), self.max_batch):
+            hi = min(len(events), lo + self.max_batch)
+            if hi - lo == 1:  # a step of one event is learn_one's
+                errors = super().learn_many(users[lo:hi], events[lo:hi])  # type: ignore[misc]
+                failed.update({lo + i: exc for i, exc in errors.items()})
+                continue
+            try:
+                self._step(users[lo:hi], events[lo:hi])
+            except Exception:  # nothing applied yet: learn them one by one, errors as data
+                errors = super().learn_many(users[lo:hi], events[lo:hi])
+                failed.update({lo + i: exc for i, exc in errors.items()})
+        return failed
+
+    def _step(self, users: Sequence[UserState], events: Sequence[Event]) -> None:
+        uids, ctxs, rows, negs, weights = [], [], [], [], []
+        for user, event in zip(users, events, strict=True):
+            weight = event.weight
+            if not math.isfinite(weight) or weight == 0:
+                continue
+            ctx = self._context_rows(user)
+            row = self._item_row(event.item_id)
+            self._user_vec(user.user_id)
+            neg = self._negatives(row)
+            if len(neg):
+                uids.append(user.user_id)
+                ctxs.append(ctx)
+                rows.append(row)
+                negs.append(neg)
+                weights.append(max(-self.max_weight, min(self.max_weight, weight)))
+        if not rows:
+            return
+        lr, l2 = self.lr, self.l2
+        who = list(dict.fromkeys(uids))
+        of = {uid: x for x, uid in enumerate(who)}
+        eu = np.asarray([of[uid] for uid in uids])
+        U = np.stack([self._users[uid] for uid in who])
+        C = _padded(ctxs)
+        has_ctx = C >= 0
+        n_ctx = has_ctx.sum(axis=1)
+        Pc = self._P[np.maximum(C, 0)] * has_ctx[:, :, None]
+        full = U[eu] + Pc.sum(axis=1) / np.maximum(n_ctx, 1)[:, None]
+        N = _padded(negs)
+        has_neg = N >= 0
+        row = np.asarray(rows)
+        w = np.asarray(weights)
+        sign = np.where(w > 0, 1.0, -1.0)
+        vi, Vj = self._V[row], self._V[np.maximum(N, 0)]
+        bi, bj = self._b[row], self._b[np.maximum(N, 0)]
+        x = sign[:, None] * (
+            (vi * full).sum(axis=1)[:, None] - np.einsum("ekd,ed->ek", Vj, full) + bi[:, None] - bj
+        )
+        g = -np.abs(w)[:, None] * sign[:, None] * _sigmoid(-x) * has_neg
+        g_sum = g.sum(axis=1)
+        g_user = g_sum[:, None] * vi - np.einsum("ek,ekd->ed", g, Vj)
+        d_u = -lr * (g_user + l2 * U[eu])
+        d_vi = -lr * (g_sum[:, None] * full + l2 * vi)
+        ok = np.isfinite(d_u).all(axis=1) & np.isfinite(d_vi).all(axis=1)  # never poison
+        ok &= np.isfinite(U[eu] + d_u).all(axis=1) & np.isfinite(vi + d_vi).all(axis=1)
+        keep = ok[:, None]
+        d_Vj = -lr * (-g[:, :, None] * full[:, None, :] + l2 * Vj)
+        d_Pc = -lr * ((g_user / np.maximum(n_ctx, 1)[:, None])[:, None, :] + l2 * Pc)
+        d_bi = -lr * (g_sum + l2 * bi)
+        d_bj = -lr * (-g + l2 * bj)
+        use_neg, use_ctx = has_neg & keep, has_ctx & keep
+        np.add.at(U, eu[ok], d_u[ok])
+        np.add.at(self._V, N[use_neg], d_Vj[use_neg])
+        np.add.at(self._b, N[use_neg], d_bj[use_neg])
+        np.add.at(self._P, C[use_ctx], d_Pc[use_ctx])
+        np.add.at(self._V, row[ok], d_vi[ok])
+        np.add.at(self._b, row[ok], d_bi[ok])
+        touched = np.unique(np.concatenate([row, N[has_neg], C[has_ctx]]))
+        for param in (self._V, self._P, self._b):
+            param[touched] = np.clip(param[touched], -_BOUND, _BOUND)
+        for x_, uid in enumerate(who):
+            vec = self._users.get(uid)
+            if vec is not None:  # not evicted meanwhile
+                vec[:] = np.clip(U[x_], -_BOUND, _BOUND)
 
     def forget_item(self, item_id: str) -> None:
         if drop_row(self._row, self._row_items, self._alive, item_id) is None:

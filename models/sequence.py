@@ -39,19 +39,18 @@ import math
 from collections.abc import Collection
 
 import numpy as np
-import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, grown, top_servable
-from models.ranking import Proposals, RankBatch, top_dense
+from models.sequence_batch import RECENT as _RECENT
+from models.sequence_batch import SoftmaxBatches
 
 __all__ = ["NextItemSoftmax"]
 
 _EPS = 1e-6  # Adagrad's initial accumulator
-_RECENT = 10_000  # recent targets the sampled softmax draws half its negatives from
 
 
-class NextItemSoftmax(Recommender):
+class NextItemSoftmax(SoftmaxBatches, Recommender):
     """Online next-item softmax over decayed recent items, with tag factors.
 
     Parameters:
@@ -67,9 +66,14 @@ class NextItemSoftmax(Recommender):
             uniformly from the catalogue).
         init_scale: standard deviation of new factors.
         seed: seed of the initialiser and the sampler.
+        max_batch: events of a batch (:meth:`learn_many`) learned in one step, their gradients
+            taken at its start against one shared draw of negatives
+            (:mod:`models.sequence_batch`); 1 learns one event at a time.
     """
 
     name = "seq"
+    #: What a model pickled before minibatches existed does (its checkpoint lacks the attribute).
+    max_batch: int = 1
 
     def __init__(
         self,
@@ -82,11 +86,14 @@ class NextItemSoftmax(Recommender):
         recent_share: float = 0.5,
         init_scale: float = 0.05,
         seed: int = 0,
+        max_batch: int = 64,
     ) -> None:
         if n_factors < 1 or not lr > 0 or history < 1 or not 0 < history_decay <= 1:
             raise ValueError("need n_factors >= 1, lr > 0, history >= 1, 0 < history_decay <= 1")
         if full_softmax_items < 0 or n_negatives < 1 or not init_scale > 0:
             raise ValueError("need full_softmax_items >= 0, n_negatives >= 1, init_scale > 0")
+        if max_batch < 1:
+            raise ValueError("need max_batch >= 1")
         if not 0 <= recent_share < 1:
             raise ValueError("need 0 <= recent_share < 1 (uniform draws keep every item drawable)")
         self.n_factors = n_factors
@@ -98,6 +105,7 @@ class NextItemSoftmax(Recommender):
         self.recent_share = recent_share
         self.init_scale = init_scale
         self.seed = seed
+        self.max_batch = max_batch
         self._rng = np.random.default_rng(seed)
         self._row: dict[str, int] = {}
         self._items: list[str] = []
@@ -121,6 +129,11 @@ class NextItemSoftmax(Recommender):
 
     def __len__(self) -> int:
         return len(self._row)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_tag_csr", None)  # the batch methods' tag matrix, rebuilt on first use
+        return state
 
     def __setstate__(self, state: dict) -> None:
         # a model pickled (checkpointed) before ``recent_share`` existed drew half and half
@@ -298,7 +311,7 @@ class NextItemSoftmax(Recommender):
         """One Adagrad step; ``squared`` is the squared gradient when it is not ``grad ** 2``
         (a row drawn several times adds each draw's square)."""
         if rows is None:
-            acc += grad * grad
+            acc += grad * grad if squared is None else squared
             param -= self.lr * grad / np.sqrt(acc)
         else:  # distinct rows
             acc[rows] += grad * grad if squared is None else squared
@@ -327,65 +340,3 @@ class NextItemSoftmax(Recommender):
             for r, p, j in zip(top.tolist(), probs, lead, strict=True)
             if p > 0
         ]
-
-    def propose(self, batch: RankBatch, n: int) -> Proposals:
-        """:meth:`recommend` for every user of ``batch`` at once: one matrix product of the
-        users' contexts and the item (and tag) factors, in chunks of users; one top ``n``."""
-        size = len(self._items)
-        users, parts, mines = [], [], []
-        for b, user in enumerate(batch.users):
-            ctx, mine = self._context(user)
-            if len(ctx):
-                users.append(b)
-                parts.append(self._pos[: len(ctx), None] * self._E[ctx])
-                mines.append(mine)
-        if not users or n <= 0:
-            return Proposals.empty()
-        H = np.stack([p.sum(axis=0) for p in parts])
-        depth = max(len(p) for p in parts)
-        P = np.zeros((len(users), depth, self.n_factors), dtype=np.float32)
-        for x, p in enumerate(parts):
-            P[x, : len(p)] = p
-        lens = np.asarray([len(p) for p in parts])
-        tags = None
-        if self._tag_row:
-            items, tag, share = self._tag_pairs()
-            tags = sp.csr_matrix((share, (items, tag)), shape=(size, len(self._U)))
-        ids = batch.vocab.rows(self._items)
-        row_of = batch.vocab.row_of(self._items)
-        local = np.full(len(batch), -1, dtype=np.int64)
-        local[users] = np.arange(len(users))
-        ex_owner, ex_rows = batch.excluded_rows(row_of)
-        ex_at = local[ex_owner]
-        dead = ~self._alive[:size]
-        owners, cols, scores = [], [], []
-        step = max(1, 4_000_000 // max(size, 1))
-        for lo in range(0, len(users), step):
-            hi = min(len(users), lo + step)
-            S = H[lo:hi] @ self._W[:size].T + self._b[:size]
-            if tags is not None:
-                S += np.asarray((tags @ (H[lo:hi] @ self._U.T).T).T, dtype=np.float32)
-            S[:, dead] = -np.inf
-            S[~np.isfinite(S)] = -np.inf
-            mine = (ex_at >= lo) & (ex_at < hi)
-            S[ex_at[mine] - lo, ex_rows[mine]] = -np.inf
-            top = top_dense(S, n)
-            picked = np.take_along_axis(S, top, axis=1)
-            probs = np.exp(picked - picked[:, :1])
-            u, j = np.nonzero(np.isfinite(picked) & (probs > 0))
-            owners.append(u + lo)
-            cols.append(top[u, j])
-            scores.append(probs[u, j].astype(np.float64))
-        at, rows = np.concatenate(owners), np.concatenate(cols)
-
-        def explain(entries: np.ndarray) -> list[list[str]]:
-            # the recent item whose weighted factors add most to the candidate's score
-            eu, er = at[entries], rows[entries]
-            adds = np.einsum("epd,ed->ep", P[eu], self._W[er])
-            adds[np.arange(depth)[None, :] >= lens[eu, None]] = -np.inf  # padding
-            lead = np.argmax(adds, axis=1)
-            return [[mines[x][p]] for x, p in zip(eu.tolist(), lead.tolist(), strict=True)]
-
-        return Proposals(
-            np.asarray(users, dtype=np.int64)[at], ids[rows], np.concatenate(scores), explain
-        )

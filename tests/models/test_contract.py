@@ -32,7 +32,7 @@ import pytest
 
 from models import registry
 from models.base import Candidate, Recommender, UserState
-from models.events import Event, apply_event
+from models.events import Event, apply_event, apply_events
 from models.factory import build_row, default_hybrid
 from models.hybrid import HybridRecommender, SwitchingPolicy
 from models.ranking import RankBatch, Vocab
@@ -346,3 +346,94 @@ def test_the_batched_ranking_gives_each_user_the_per_user_list(name: str, n_even
     for user, got in zip(everyone, batched, strict=True):
         assert "a1" not in names(got)
         same_lists(got, reference(model, user, K, user.seen))
+
+
+def built(name: str, seed: int = 42, **params: object) -> Recommender:
+    """``build`` with constructor arguments the registry entry does not set."""
+    if name == "hybrid":
+        hybrid = default_hybrid(seed=seed)
+        for source in list(hybrid.sources):
+            spec = registry.REGISTRY[source]
+            own = {k: v for k, v in params.items() if k in inspect.signature(spec.cls).parameters}
+            if own:
+                hybrid.sources[source] = spec.build(seed=seed, **own)
+        return hybrid
+    spec = registry.REGISTRY[name]
+    own = {k: v for k, v in params.items() if k in inspect.signature(spec.cls).parameters}
+    return spec.build(seed=seed, **own)
+
+
+def learned_in_batches(
+    name: str, size: int, *, serve: bool = False, **params: object
+) -> tuple[Recommender, dict[str, UserState], list[bool]]:
+    """The contract stream through :func:`apply_events` in batches of ``size`` events (with
+    ``serve``, every user is served a list between batches, as the worker does)."""
+    model = built(name, **params)
+    for item_id, title, tags in catalogue():
+        model.upsert_item(item_id, title=title, tags=tags)
+    users: dict[str, UserState] = {}
+    events = stream()
+    hits: list[bool] = []
+    for lo in range(0, len(events), size):
+        part = events[lo : lo + size]
+        for event in part:
+            users.setdefault(event.user_id, UserState(event.user_id))
+        for user in users.values() if serve else ():
+            user.last_served = names(model.recommend(user, k=3, exclude=user.seen))
+        failed: dict[int, Exception] = {}
+        hits += apply_events(model, users, part, failed=failed)
+        assert not failed, failed
+    return model, users, hits
+
+
+def taste(model: Recommender, users: dict[str, UserState]) -> float:
+    """The share of recommended items from the group a user prefers (even users: ``a``)."""
+    good = total = 0
+    for uid, recs in lists(model, users).items():
+        if uid == "stranger":
+            continue
+        liked = "a" if int(uid[1:]) % 2 == 0 else "b"
+        good += sum(item.startswith(liked) for item in names(recs))
+        total += len(recs)
+    return good / max(total, 1)
+
+
+def test_learning_in_batches_learns_what_learning_each_event_learns(name: str) -> None:
+    """Through :func:`apply_events`, in batches, each event is learned against its user's state
+    just before it: with one step per event (``max_batch=1``) every model ends where the
+    per-event path (:func:`apply_event`, the same lists served) ends, and the users too."""
+    one_by_one, users_1, _ = learned_in_batches(name, 1, max_batch=1)
+    batched, users_b, _ = learned_in_batches(name, 37, max_batch=1)
+    assert [u.to_dict() for u in users_b.values()] == [u.to_dict() for u in users_1.values()]
+    assert lists(batched, users_b) == lists(one_by_one, users_1)
+    _, _, hits = learned_in_batches(name, 37, serve=True)
+    assert len(hits) == len(stream()) and any(hits)
+
+
+def test_minibatch_steps_learn_the_tastes_one_step_per_event_learns(name: str) -> None:
+    """Sources that learn a batch in minibatch steps (``max_batch``, the default) find the two
+    taste groups of the stream as well as they do one event at a time."""
+    cls = HybridRecommender if name == "hybrid" else registry.REGISTRY[name].cls
+    if name != "hybrid" and "max_batch" not in inspect.signature(cls).parameters:
+        return  # learns a batch exactly as one event at a time (the test above)
+    per_event, users_1, _ = learned_in_batches(name, 60, max_batch=1)
+    minibatch, users_b, _ = learned_in_batches(name, 60)
+    assert taste(minibatch, users_b) >= taste(per_event, users_1) - 0.05
+    for recs in lists(minibatch, users_b).values():
+        assert all(math.isfinite(c.score) for c in recs)
+
+
+def test_garbage_in_a_batch_neither_fails_nor_poisons(name: str) -> None:
+    model, users = learned(name, n_events=200)
+    some = list(users.values())[:3]
+    garbage = [
+        Event(u.user_id, item, ts=ts, kind="rating", value=value)
+        for u in some
+        for item in ("a1", "never-seen")
+        for ts, value in ((1e9, math.nan), (math.inf, 4.0), (1e9, 1e308))
+    ]
+    garbage += [Event(u.user_id, "a2", ts=1e9, kind="dislike") for u in some]
+    snapshots = [users[e.user_id] for e in garbage]
+    assert model.learn_many(snapshots, garbage) == {}
+    for recs in lists(model, users).values():
+        assert all(math.isfinite(c.score) for c in recs)

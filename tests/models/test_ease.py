@@ -82,3 +82,21 @@ def test_unknown_user_gets_nothing_and_bad_parameters_are_refused() -> None:
         ItemEASE(l2=0)
     with pytest.raises(ValueError):
         ItemEASE(max_items=1)
+
+
+def test_the_dense_counts_of_a_small_catalogue_give_the_gram_of_the_neighbour_lists() -> None:
+    # Below 2 * max_neighbors + 1 items no list is pruned: the dense matrix the solve reads is
+    # the lists' counts, after a deletion too, and a restored model rebuilds it from the lists.
+    model = ItemEASE(refit_every=10_000, max_neighbors=60)
+    replay(model, block_stream(seed=3, n_events=1500))
+    assert "_G" in model.__dict__ and len(model._items) <= 121
+    model.forget_item("g0i1")
+    head, dense = model._gram()
+    G = model.__dict__.pop("_G")
+    head_lists, from_lists = model._gram()
+    assert np.array_equal(head, head_lists) and np.array_equal(dense, from_lists)
+    clone = pickle.loads(pickle.dumps(model))
+    assert "_G" not in clone.__dict__
+    clone._dense()
+    n = len(model._items)
+    assert np.array_equal(clone.__dict__["_G"][:n, :n], G[:n, :n])
