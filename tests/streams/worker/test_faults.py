@@ -14,6 +14,7 @@ def user_counts(users: list[str], worker) -> dict[str, int]:
     return {u: worker.get(f"/users/{u}")[1]["interactions"] for u in users}
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_stream_resumes_without_loss_or_double_count(
     settings, worker, publish, redis_url, wait_for
 ):

@@ -78,6 +78,7 @@ def test_bad_records_of_any_kind_are_dead_lettered_and_their_batch_applied(
     assert worker.get("/health")[0] == 200
 
 
+@pytest.mark.slow
 def test_a_file_replayed_twice_with_a_kill_during_the_second_replay_is_learned_once(
     settings, worker, publish, wait_for
 ):

@@ -15,7 +15,7 @@ import redis
 from streams.settings import Settings
 from streams.tools.kafka_io import make_producer
 
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
 
 TS = 1_790_000_000.0  # one event time: popularity is an exact count
 ITEMS = 40
