@@ -111,6 +111,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             session_gap=settings.session_gap,
             items=items,
             progress=not args.no_progress,
+            batch=args.batch or settings.batch_size,
         )
         if args.through_kafka:  # the same events through broker + worker, side by side
             from streams.tools.evaluate_kafka import evaluate_through_kafka
@@ -124,6 +125,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 2
     print_result(result, args.json)
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from streams.tools.bench import run_from_args
+
+    return run_from_args(args)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -287,7 +294,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --through-kafka: N workers in one consumer group (default 1)",
     )
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="score and learn in batches of N events as the worker does: each batch's lists "
+        "are ranked before it is learned (default RECSTREAM_BATCH_SIZE, 500; 1: every event "
+        "scored against a list ranked just before it)",
+    )
     p.set_defaults(func=cmd_evaluate)
+
+    p = _command(
+        sub,
+        "bench",
+        "throughput and latency of the whole pipeline beside a no-op agent\n"
+        "On an embedded broker and a Redis of its own: a Faust agent that only counts events,\n"
+        "then real workers, on a fixed stream published unpaced and then at --rate; prints\n"
+        "events/s, their ratio, latency percentiles, peak memory (docs/PERFORMANCE.md).",
+    )
+    from streams.tools.bench import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=cmd_bench)
 
     p = _command(
         sub,

@@ -34,9 +34,11 @@ def evaluate(
     items: Sequence[dict[str, Any]] = (),
     progress: bool = True,
     seed: int = 42,
+    batch: int = 1,
 ) -> dict[str, Any]:
-    """Replay ``ds`` through each row of ``models``; returns the JSON-able result (``--json``).
-    Events that fail validation are skipped and counted."""
+    """Replay ``ds`` through each row of ``models``, in batches of ``batch`` events as the
+    worker takes them (1: the strict per-event protocol); returns the JSON-able result
+    (``--json``). Events that fail validation are skipped and counted."""
     rows = {name: build_row(name, thresholds=thresholds, seed=seed) for name in models}
     catalogue = [ItemEvent.model_validate(it).to_change() for it in [*ds.items, *items]]
     events: list[Event] = []
@@ -55,6 +57,7 @@ def evaluate(
         history=history,
         session_gap=session_gap,
         catalogue=catalogue,
+        batch=batch,
     )
     return {"dataset": ds.name, "skipped": skipped + len(ds.skipped), **result}
 
@@ -63,7 +66,8 @@ def format_table(result: dict[str, Any]) -> str:
     k = result["k"]
     lines = [
         f"{result['dataset']}: {result['events']} events, {result['items']} items, k={k}, "
-        f"thresholds {result['thresholds']} ({result['seconds']} s)",
+        f"thresholds {result['thresholds']}, batches of {result.get('batch', 1)} "
+        f"({result['seconds']} s)",
         "",
         f"{'model':<24}{'HR@' + str(k):>9}{'NDCG@' + str(k):>9}{'MRR@' + str(k):>9}"
         f"{'cover':>8}{'MAE':>8}{'RMSE':>8}{'ev/s':>9}",

@@ -1,0 +1,89 @@
+"""``recstream bench``: its fixed stream, and one whole run on a tiny stream (no speed asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from streams.tools.bench import bench_items, bench_stream, percentiles
+from streams.tools.cli import build_parser
+
+
+def test_the_stream_is_fixed_interleaved_in_short_sessions_with_a_popularity_skew() -> None:
+    events = list(bench_stream(5000, 400, 1000))
+    assert events == list(bench_stream(5000, 400, 1000))  # fixed
+    assert list(bench_stream(100, 400, 1000)) == events[:100]  # a prefix of a longer one
+    users = [e["user_id"] for e in events]
+    assert len(set(users)) > 350  # interleaved: most users show up
+    runs = Counter(e["session_id"] for e in events)
+    assert max(runs.values()) <= 6 and min(runs.values()) >= 1
+    by_item = Counter(e["item_id"] for e in events).most_common()
+    assert by_item[0][1] > 20 * by_item[len(by_item) // 2][1]  # Zipf: a head and a long tail
+    assert {e["item_id"] for e in events} <= {it["item_id"] for it in bench_items(1000)}
+
+
+def test_percentiles_of_nothing_are_none() -> None:
+    assert percentiles([]) == {"p50": None, "p95": None, "p99": None}
+    assert percentiles([5.0]) == {"p50": 5.0, "p95": 5.0, "p99": 5.0}
+
+
+def test_the_cli_takes_bench_and_evaluate_batch() -> None:
+    args = build_parser().parse_args(["bench", "--events", "10", "--workers", "2", "--json"])
+    assert (args.events, args.workers, args.json, args.rate) == (10, 2, True, 1000.0)
+    args = build_parser().parse_args(["evaluate", "x", "--format", "csv", "--batch", "7"])
+    assert args.batch == 7
+    assert build_parser().parse_args(["evaluate", "x", "--format", "csv"]).batch is None
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.tools.cli",
+            "bench",
+            "--events",
+            "300",
+            "--users",
+            "40",
+            "--items",
+            "80",
+            "--rate",
+            "150",
+            "--paced-events",
+            "150",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=380,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in (
+        "noop_events_per_s",
+        "pipeline_events_per_s",
+        "ratio",
+        "latency_ms",
+        "rate",
+        "latency_at_rate_ms",
+        "worker_peak_rss_mb",
+        "redis_bytes_per_user",
+    ):
+        assert key in result, key
+    assert result["noop_events_per_s"] > 0 and result["pipeline_events_per_s"] > 0
+    assert result["ratio"] == pytest.approx(
+        result["pipeline_events_per_s"] / result["noop_events_per_s"], rel=0.01
+    )
+    for lat in (result["latency_ms"], result["latency_at_rate_ms"]):
+        assert 0 <= lat["p50"] <= lat["p95"] <= lat["p99"] < 60_000
+    assert result["rate"] == 150 and result["lists"]["paced"] > 0
+    assert 20 < result["worker_peak_rss_mb"] < 4000
+    assert 100 < result["redis_bytes_per_user"] < 100_000
+    assert "no-op agent" in run.stderr and "pipeline" in run.stderr  # the progress bars
