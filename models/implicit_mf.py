@@ -44,6 +44,24 @@ __all__ = ["ImplicitMF"]
 _BOUND = 10.0  # factors and biases are clipped to [-_BOUND, _BOUND]
 
 
+def _steps(owners: Sequence[str], size: int) -> list[list[int]]:
+    """Indices of the events in steps: each user's first events of the batch, then their
+    second ones, ... (the batch's order within each round), cut into steps of ``size``.
+
+    >>> _steps(["a", "a", "b", "a", "c"], 2)
+    [[0, 2], [4], [1], [3]]
+    """
+    count: dict[str, int] = {}
+    rounds: list[list[int]] = []
+    for i, owner in enumerate(owners):
+        r = count.get(owner, 0)
+        count[owner] = r + 1
+        if r == len(rounds):
+            rounds.append([])
+        rounds[r].append(i)
+    return [step[lo : lo + size] for step in rounds for lo in range(0, len(step), size)]
+
+
 def _padded(lists: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
     """Rows of unequal length as one array, ``-1`` where a row has no entry."""
     width = max((len(r) for r in lists), default=0)
@@ -193,23 +211,25 @@ class ImplicitMF(Recommender):
     def learn_many(
         self, users: Sequence[UserState], events: Sequence[Event]
     ) -> dict[int, Exception]:
-        """The events in steps of ``max_batch``: each step's gradients are taken at its start
-        and applied together (one array operation per parameter), the negatives, new items and
+        """The events in steps of at most ``max_batch``, each step holding at most one event of
+        a user (a user's events in their order, one step after another: a user's vector and
+        recent items move between their events, as one event at a time): each step's
+        gradients are taken at its start and applied together, the negatives, new items and
         users drawn as :meth:`learn_one` draws them, event by event."""
         if self.max_batch <= 1:
             return super().learn_many(users, events)
         failed: dict[int, Exception] = {}
-        for lo in range(0, len(events), self.max_batch):
-            hi = min(len(events), lo + self.max_batch)
-            if hi - lo == 1:  # a step of one event is learn_one's
-                errors = super().learn_many(users[lo:hi], events[lo:hi])  # type: ignore[misc]
-                failed.update({lo + i: exc for i, exc in errors.items()})
-                continue
-            try:
-                self._step(users[lo:hi], events[lo:hi])
-            except Exception:  # nothing applied yet: learn them one by one, errors as data
-                errors = super().learn_many(users[lo:hi], events[lo:hi])
-                failed.update({lo + i: exc for i, exc in errors.items()})
+        for step in _steps([u.user_id for u in users], self.max_batch):
+            part_u, part_e = [users[i] for i in step], [events[i] for i in step]
+            if len(step) == 1:  # a step of one event is learn_one's
+                errors = super().learn_many(part_u, part_e)
+            else:
+                try:
+                    self._step(part_u, part_e)
+                    errors = {}
+                except Exception:  # nothing applied yet: learn them one by one, errors as data
+                    errors = super().learn_many(part_u, part_e)
+            failed.update({step[i]: exc for i, exc in errors.items()})
         return failed
 
     def _step(self, users: Sequence[UserState], events: Sequence[Event]) -> None:

@@ -376,7 +376,14 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
     keys, inverse = np.unique((owner << KEY_SHIFT) | item, return_inverse=True)
     score = np.bincount(inverse, weights=part, minlength=len(keys))
     key_owner = keys >> KEY_SHIFT
-    chosen = _best_k(key_owner, score, keys & ((1 << KEY_SHIFT) - 1), batch.vocab.names, k)
+    key_item = keys & ((1 << KEY_SHIFT) - 1)
+    # the k best of each user, equal scores by item id (name), as a per-user sort would
+    best = top_per_owner(key_owner, score, k, name_rank(batch.vocab, key_item))
+    starts = np.flatnonzero(np.r_[True, key_owner[best][1:] != key_owner[best][:-1]])
+    chosen = [
+        (int(key_owner[best[a]]), best[a:b])
+        for a, b in zip(starts.tolist(), np.r_[starts[1:], len(best)].tolist(), strict=True)
+    ]
     # the sources and reasons behind each chosen item, in phase order
     picked = np.zeros(len(keys), dtype=bool)
     for _, rows in chosen:
@@ -404,30 +411,6 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
             Candidate(names_of[int(item_of[r])], float(score[r]), *by_key[r]) for r in rows.tolist()
         ]
     return out
-
-
-def _best_k(
-    owner: np.ndarray, score: np.ndarray, item: np.ndarray, names: list[str], k: int
-) -> list[tuple[int, np.ndarray]]:
-    """``(owner, rows)`` for each owner present: the rows of its ``k`` best, ordered by score
-    then item id (name)."""
-    order = np.lexsort((-score, owner))
-    grouped = owner[order]
-    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    chosen = []
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        rows = order[start:end]
-        if end - start > k:
-            kth = score[rows[k - 1]]
-            cut = k
-            while cut < len(rows) and score[rows[cut]] == kth:
-                cut += 1
-            rows = rows[:cut]
-        # equal scores: by item id, as a per-user sort by (-score, item_id) orders them
-        ranked = sorted(rows.tolist(), key=lambda r: (-score[r], names[int(item[r])]))
-        chosen.append((int(grouped[start]), np.asarray(ranked[:k], dtype=np.int64)))
-    return chosen
 
 
 def weights_table(

@@ -285,7 +285,8 @@ class SoftmaxBatches:
             S[ex_at[mine] - lo, ex_rows[mine]] = -np.inf
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
-            probs = np.exp(picked - picked[:, :1])
+            best = picked[:, :1]
+            probs = np.exp(picked - np.where(np.isfinite(best), best, 0.0))
             u, j = np.nonzero(np.isfinite(picked) & (probs > 0))
             owners.append(u + lo)
             cols.append(top[u, j])

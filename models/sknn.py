@@ -90,13 +90,32 @@ class SessionKNN(Recommender):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_ids", None)  # the batched ranking's cache of sessions as item ids
+        state.pop("_ids", None)  # the batched ranking's caches: sessions as item ids,
+        state.pop("_lens", None)  # and their lengths
         return state
 
     def _changed(self, sid: int) -> None:
         cache = self.__dict__.get("_ids")
         if cache is not None:
             cache[1].pop(sid, None)
+        lens = self.__dict__.get("_lens")
+        if lens is not None:
+            lens[1].add(sid)
+
+    def _lengths(self) -> np.ndarray:
+        """Each live session's length at ``sid % max_sessions`` (live sessions are the last
+        ``max_sessions`` created, so no two share a slot), brought up to date."""
+        lens = self.__dict__.get("_lens")
+        if lens is None or len(lens[0]) != self.max_sessions:
+            array = np.zeros(self.max_sessions, dtype=np.int64)
+            for sid, items in self._sessions.items():
+                array[sid % self.max_sessions] = len(items)
+            lens = self.__dict__["_lens"] = (array, set())
+        array, dirty = lens
+        for sid in sorted(dirty):  # a dropped session first, a newer one in its slot after
+            array[sid % self.max_sessions] = len(self._sessions.get(sid, ()))
+        dirty.clear()
+        return array
 
     def _add(self, sid: int, item: str) -> bool:
         items = self._sessions[sid]
@@ -234,8 +253,7 @@ class SessionKNN(Recommender):
             return Proposals.empty()
         dot = np.bincount(inverse, weights=c_w[other], minlength=len(keys))
         s_owner, s_sid = keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
-        sessions = self._sessions
-        s_len = np.fromiter((len(sessions[x]) for x in s_sid.tolist()), dtype=np.int64)
+        s_len = self._lengths()[s_sid % self.max_sessions]
         sims = dot / np.sqrt((np.asarray(size, dtype=np.int64)[s_owner] * s_len).astype(float))
         nb = top_per_owner(s_owner, sims, self.k_neighbors, -s_sid)  # ties: the newer session
         nb_owner, nb_sid, nb_sim = s_owner[nb], s_sid[nb], sims[nb]
