@@ -11,9 +11,10 @@ Delivery rules (see DESIGN.md, "Guarantees"):
   in the log), never a record that was a duplicate;
 - an event already applied (its ``event_id`` for its user, or an id-less record's place in
   the log), or twice in one batch, changes nothing;
-- a record that fails validation, has a null value (tombstone), an event time more than
-  ``max_skew`` ahead of its arrival or before 1990, or fails processing becomes a
-  :class:`DeadLetter`; the caller must deliver dead letters *before* :meth:`commit`;
+- a record that fails validation, has a null value (tombstone), or an event time more than
+  ``max_skew`` ahead of its arrival or before 1990 becomes a :class:`DeadLetter`; the caller
+  must deliver dead letters *before* :meth:`commit`; a valid event a model fails to learn is
+  logged and applied all the same (the other models and the user's state take it);
 - the models record each record they learn at once (:meth:`ModelOwner.advance`), so a batch
   retried after a failed Redis write or publish is not learned twice;
 - the batch's user states, dedup markers and offsets are written in one atomic script, only
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from models.events import apply_event, learn_event
+from models.events import Event, apply_events, learn_event
 from models.hybrid import HybridRecommender
 from state.stats import BatchStats
 from state.store import BatchView, RedisState, user_state
@@ -174,11 +175,13 @@ class BatchProcessor:
     def _apply(
         self, valid: list[_Valid], view: BatchView, out: BatchOutcome, learned: UpdateBuilder
     ) -> dict[str, tuple[str, float | None]]:
-        """Apply each new event to its user and the models; returns, per touched user, the
-        event id and arrival time of their newest event."""
+        """Sort the batch's records (replayed, duplicate, new) and apply the new ones to their
+        users and the models; returns, per touched user, the event id and arrival time of
+        their newest event."""
         seen = set(view.markers)
         relearned: set[str] = set()
         newest: dict[str, tuple[str, float | None]] = {}
+        fresh: list[tuple[_Valid, Event]] = []
         now = time.time()
         for v in valid:
             rec, tp = v.record, self.tp(v.record.partition)
@@ -207,26 +210,52 @@ class BatchProcessor:
                 out.stats.duplicates += 1
                 continue
             seen.add(v.dedup)
-            phase = self.engine.phase(user).name
-            learn = not self.models.holds(tp, rec.offset)
             learned.touch(rec.partition, user)  # the context before the user's first event
-            try:
-                hit = apply_event(
-                    self.engine, user, event, idle_gap=self.settings.session_gap, learn=learn
+            fresh.append((v, event))
+        self._apply_new(fresh, out, learned, newest)
+        return newest
+
+    def _apply_new(
+        self,
+        fresh: list[tuple[_Valid, Event]],
+        out: BatchOutcome,
+        learned: UpdateBuilder,
+        newest: dict[str, tuple[str, float | None]],
+    ) -> None:
+        """The batch's new events, in order, through :func:`models.events.apply_events`: each
+        user's state takes them one by one, the models learn them together (those they do not
+        hold already). An event a model fails to learn is logged; its user's state holds it."""
+        policy, pending = self.engine.policy, dict.fromkeys(out.users, 0)
+        phases = []
+        for v, _ in fresh:  # each user's phase when the event arrived
+            uid = v.interaction.user_id
+            phases.append(policy.phase_for(out.users[uid].interactions + pending[uid]).name)
+            pending[uid] += 1
+        flags = [
+            not self.models.holds(self.tp(v.record.partition), v.record.offset) for v, _ in fresh
+        ]
+        failed: dict[int, Exception] = {}
+        hits = apply_events(
+            self.engine,
+            out.users,
+            [event for _, event in fresh],
+            idle_gap=self.settings.session_gap,
+            learn=flags,
+            failed=failed,
+        )
+        for i, ((v, event), phase, hit) in enumerate(zip(fresh, phases, hits, strict=True)):
+            rec = v.record
+            if i in failed:
+                log.error(
+                    "event at %s:%s not learned: %r", self.tp(rec.partition), rec.offset, failed[i]
                 )
-            except Exception as exc:  # one bad event must not stop the stream
-                log.exception("event at %s:%s failed", tp, rec.offset)
-                out.dead.append(self._dead(rec, f"processing failed: {exc!r}"))
-                out.stats.dead += 1
-                continue
-            learned.add(rec.partition, rec.offset, user, event, advance=True)
+            learned.add(rec.partition, rec.offset, out.users[event.user_id], event, advance=True)
             # the models hold it now, whatever becomes of this batch's Redis write: a retried
             # batch must not teach them the same record twice
-            self.models.advance({tp: rec.offset})
+            self.models.advance({self.tp(rec.partition): rec.offset})
             out.stats.count_event(phase, hit)
             out.markers[v.dedup] = v.origin
-            newest[user.user_id] = (v.event_id, rec.timestamp)
-        return newest
+            newest[event.user_id] = (v.event_id, rec.timestamp)
 
     def _recommend(self, newest: dict[str, tuple[str, float | None]], out: BatchOutcome) -> None:
         """One fresh list per user the batch touched, after their newest event: every user of

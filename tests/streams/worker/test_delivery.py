@@ -187,3 +187,37 @@ def test_a_batch_whose_redis_write_is_refused_is_learned_once_when_retried(setti
         await store.close()
 
     run(scenario())
+
+
+def test_a_model_failing_on_one_event_loses_no_event(settings):
+    """A source raising while it learns one event: the batch is applied all the same (the
+    user's state and the other sources take every event) and nothing is dead-lettered."""
+    from models.base import Candidate, Recommender
+    from models.hybrid import HybridRecommender
+    from models.popularity import DecayedPopularity
+
+    class Brittle(Recommender):
+        name = "brittle"
+
+        def learn_one(self, user, item_id, *, ts, weight=1.0, value=None) -> None:
+            if item_id == "boom":
+                raise RuntimeError("cannot learn boom")
+
+        def recommend(self, user, k=10, exclude=()) -> list[Candidate]:
+            return []
+
+    async def scenario():
+        store = RedisState(settings.redis_url, settings.app_id)
+        engine = HybridRecommender({"popularity": DecayedPopularity(), "brittle": Brittle()})
+        proc = BatchProcessor(settings, store, ModelOwner(engine, store, 60.0), "interactions")
+        items = ["a", "boom", "b"]
+        out = await proc.process(
+            records(*({"user_id": "u", "item_id": i, "timestamp": ARRIVAL} for i in items))
+        )
+        await proc.commit(out)
+        assert out.dead == [] and out.stats.events == 3
+        assert (await store.get_user("u"))["interactions"] == 3
+        assert [engine.popularity(i) for i in items] == pytest.approx([1.0, 1.0, 1.0])
+        await store.close()
+
+    run(scenario())
