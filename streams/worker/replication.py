@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from models.base import UserState
-from models.events import Event, apply_event, learn_event
+from models.events import Event, apply_events, learn_event
 from streams.schemas import LearnedEvent, ModelUpdate, UserContext
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
@@ -116,25 +116,28 @@ class UpdateBuilder:
 
 
 def apply_update(owner: ModelOwner, update: ModelUpdate, *, history: int, idle_gap: float) -> int:
-    """Learn what ``update`` holds that ``owner``'s models do not; returns how many events."""
+    """Learn what ``update`` holds that ``owner``'s models do not; returns how many events.
+    Each user's context is replayed from the update's snapshot; the events learn together
+    (:func:`models.events.apply_events`), as on the worker that published them."""
     tp = f"{update.topic}:{update.partition}"
     if owner.holds(tp, update.last):
         return 0
     users = [user_of(ctx, history) for ctx in update.users]
-    learned = 0
+    by_id = {user.user_id: user for user in users}
+    events: list[Event] = []
+    flags: list[bool] = []
     for ev in update.events:
         user = users[ev.u]
         event = Event(user.user_id, ev.item_id, ev.ts, ev.kind, ev.value, ev.session_id)
         learn = not owner.holds(tp, ev.offset)
         if ev.advance:
-            apply_event(owner.engine, user, event, idle_gap=idle_gap, learn=learn)
-        elif learn:
+            events.append(event)
+            flags.append(learn)
+        elif learn:  # a replayed record: against the user's state as it was
             learn_event(owner.engine, user, event)
-        if learn:
-            owner.advance({tp: ev.offset})
-            learned += 1
+    apply_events(owner.engine, by_id, events, idle_gap=idle_gap, learn=flags, failed={})
     owner.advance({tp: update.last})
-    return learned
+    return sum(flags)
 
 
 def update_handler(settings: Settings, owner: ModelOwner) -> Callable[[bytes | None], None]:
