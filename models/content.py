@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, ban, drop_row, grown, live_rows, top_rows
-from models.ranking import Proposals, RankBatch, top_dense
+from models.ranking import Proposals, RankBatch, candidate_rows, top_dense
 
 __all__ = ["STOPWORDS", "ContentModel", "tokenize"]
 
@@ -72,9 +72,16 @@ class ContentModel(Recommender):
         max_profile_features: strongest features (by absolute weight) kept in a user profile.
         query_features: profile features (strongest first) used to find candidates.
         max_weight: events' weights are clipped to ``[-max_weight, max_weight]``.
+        retrieval_items: ranking a batch of users in a hybrid (:meth:`propose`) scores the whole
+            catalogue up to this many items; beyond, only what the other sources proposed.
     """
 
     name = "content"
+    #: Scores its catalogue in bulk: in a hybrid it is asked after the other sources and, over
+    #: a catalogue of more than ``retrieval_items``, re-ranks what they proposed.
+    bulk = True
+    #: What a model pickled before the cut existed uses.
+    retrieval_items: int = 2000
     #: Catalogue changes so far (class-level: checkpoints from before it lack it); the batched
     #: ranking's index matrix is rebuilt when it moves.
     _version: int = 0
@@ -88,11 +95,14 @@ class ContentModel(Recommender):
         max_profile_features: int = 50,
         query_features: int = 20,
         max_weight: float = 10.0,
+        retrieval_items: int = 2000,
     ) -> None:
         if half_life <= 0 or max_item_features < 1 or max_profile_features < 1:
             raise ValueError("half_life, max_item_features, max_profile_features must be > 0")
         if query_features < 1 or max_weight <= 0 or tag_weight <= 0 or title_weight <= 0:
             raise ValueError("query_features, max_weight and feature weights must be > 0")
+        if retrieval_items < 1:
+            raise ValueError("retrieval_items must be >= 1")
         self.half_life = half_life
         self.tag_weight = tag_weight
         self.title_weight = title_weight
@@ -100,6 +110,7 @@ class ContentModel(Recommender):
         self.max_profile_features = max_profile_features
         self.query_features = query_features
         self.max_weight = max_weight
+        self.retrieval_items = retrieval_items
         self._vectors: dict[str, dict[str, float]] = {}  # item -> unit sparse vector
         self._df: dict[str, int] = {}  # live items per feature
         self._row: dict[str, int] = {}  # item -> current row in the index
@@ -114,7 +125,8 @@ class ContentModel(Recommender):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_matrix", None)  # the batched ranking's index matrix, rebuilt on first use
+        state.pop("_matrix", None)  # the batched ranking's index matrices, rebuilt on first use
+        state.pop("_matrix_rows", None)
         return state
 
     def __contains__(self, item_id: object) -> bool:
@@ -303,6 +315,13 @@ class ContentModel(Recommender):
             self.__dict__["_matrix"] = cached
         return cached[0], cached[1]
 
+    def _rows_matrix(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """The index matrix row by item (for picking rows), kept with it."""
+        cached = self.__dict__.get("_matrix_rows")
+        if cached is None or cached[0] is not matrix:
+            cached = self.__dict__["_matrix_rows"] = (matrix, matrix.T.tocsr())
+        return cached[1]
+
     def propose(self, batch: RankBatch, n: int) -> Proposals:
         """:meth:`recommend` for every user of ``batch`` at once: the users' strongest profile
         features times the index matrix (one sparse product per chunk of users); the reasons
@@ -333,22 +352,36 @@ class ContentModel(Recommender):
         ids = batch.vocab.rows(self._row_items)
         local = np.full(len(batch), -1, dtype=np.int64)
         local[users] = np.arange(len(users))
-        ex_owner, ex_rows = batch.excluded_rows(batch.vocab.row_of(self._row_items))
+        row_of = batch.vocab.row_of(self._row_items)
+        ex_owner, ex_rows = batch.excluded_rows(row_of)
         ex_at = local[ex_owner]
-        dead = ~self._alive[:size] | (ids < 0)
+        # the rows scored: all of them, or (a large catalogue, in a hybrid) the pool of what
+        # the other sources proposed: content re-ranks them
+        scored = None
+        if batch.pool is not None and len(batch.pool):
+            none = np.zeros(0, dtype=np.int64)
+            scored = candidate_rows(batch, row_of, none, size, self.retrieval_items)
+        if scored is None:
+            scored, M = np.arange(size), matrix
+        else:
+            M = self._rows_matrix(matrix)[scored].T
+        col_of = np.full(size, -1, dtype=np.int64)
+        col_of[scored] = np.arange(len(scored))
+        ex_cols = col_of[ex_rows]
+        dead = ~self._alive[scored] | (ids[scored] < 0)
         owners, rows, scores = [], [], []
-        step = max(1, 4_000_000 // max(size, 1))
+        step = max(1, 4_000_000 // max(len(scored), 1))
         for lo in range(0, len(users), step):
             hi = min(len(users), lo + step)
-            S = (Q[lo:hi] @ matrix).toarray() / np.asarray(norms[lo:hi])[:, None]
+            S = (Q[lo:hi] @ M).toarray() / np.asarray(norms[lo:hi])[:, None]
             S[:, dead] = 0.0
-            mine = (ex_at >= lo) & (ex_at < hi)
-            S[ex_at[mine] - lo, ex_rows[mine]] = 0.0
+            mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
+            S[ex_at[mine] - lo, ex_cols[mine]] = 0.0
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             u, j = np.nonzero(picked > 0)
             owners.append(u + lo)
-            rows.append(top[u, j])
+            rows.append(scored[top[u, j]])
             scores.append(picked[u, j])
         at, picked_rows = np.concatenate(owners), np.concatenate(rows)
 

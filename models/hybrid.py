@@ -260,9 +260,20 @@ class HybridRecommender(Recommender):
         weight, rank = weights_table(chosen, names)
         n = max(k, self.candidates_per_source)
         blocks = []
-        for s, name in enumerate(names):
+        # sources that score their catalogue in bulk go last: they also score the pool of what
+        # the others proposed (the two-stage cut of a large catalogue, models.ranking)
+        order = sorted(
+            range(len(names)), key=lambda s: getattr(self.sources[names[s]], "bulk", False)
+        )
+        proposed: list[np.ndarray] = []
+        for s in order:
+            name = names[s]
             owners = np.flatnonzero(weight[s] > 0)
-            props = self.sources[name].propose(batch.subset(owners.tolist()), n)
+            source = self.sources[name]
+            if getattr(source, "bulk", False) and batch.pool is None:
+                batch.pool = np.unique(np.concatenate(proposed)) if proposed else proposed_none()
+            props = source.propose(batch.subset(owners.tolist()), n)
+            proposed.append(props.items)
             props.owner = owners[props.owner]
             blocks.append(Source(name, props, weight[s], rank[s]))
         lists = blend(batch, blocks, k)
@@ -284,3 +295,7 @@ class HybridRecommender(Recommender):
         state = self.__dict__.copy()
         state.pop("_ranking_vocab", None)  # a cache of item ids, rebuilt on first use
         return state
+
+
+def proposed_none() -> np.ndarray:
+    return np.zeros(0, dtype=np.int64)

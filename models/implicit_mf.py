@@ -33,7 +33,7 @@ import numpy as np
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, drop_row, grown, live_rows, top_servable
-from models.ranking import Proposals, RankBatch, top_dense
+from models.ranking import Proposals, RankBatch, candidate_rows, top_dense
 
 if TYPE_CHECKING:
     from models.events import Event
@@ -91,11 +91,19 @@ class ImplicitMF(Recommender):
         seed: seed of the initialiser and the negative sampler.
         max_batch: events of a batch (:meth:`learn_many`) learned in one vectorised SGD step,
             their gradients taken at the step's start; 1 learns one event at a time.
+        retrieval_items: ranking a batch of users (:meth:`propose`) scores the whole catalogue
+            up to this many items; beyond, the items with the largest biases (this many) and
+            the items the hybrid's other sources proposed (the two-stage cut).
     """
 
     name = "mf"
     #: What a model pickled before minibatches existed does (its checkpoint lacks the attribute).
     max_batch: int = 1
+    #: Scores its catalogue in bulk: the hybrid asks it after the other sources (their
+    #: proposals are its pool, :func:`models.ranking.candidate_rows`).
+    bulk = True
+    #: What a model pickled before the cut existed uses.
+    retrieval_items: int = 2000
 
     def __init__(
         self,
@@ -109,13 +117,22 @@ class ImplicitMF(Recommender):
         max_weight: float = 3.0,
         seed: int = 0,
         max_batch: int = 64,
+        retrieval_items: int = 2000,
     ) -> None:
         if n_factors < 1 or lr <= 0 or l2 < 0 or n_negatives < 1 or max_batch < 1:
             raise ValueError(
                 "need n_factors >= 1, lr > 0, l2 >= 0, n_negatives >= 1, max_batch >= 1"
             )
-        if max_users < 1 or context < 0 or init_scale <= 0 or max_weight <= 0:
-            raise ValueError("need max_users >= 1, init_scale > 0, max_weight > 0")
+        if (
+            max_users < 1
+            or context < 0
+            or init_scale <= 0
+            or max_weight <= 0
+            or retrieval_items < 1
+        ):
+            raise ValueError(
+                "need max_users >= 1, init_scale > 0, max_weight > 0, retrieval_items >= 1"
+            )
         self.n_factors = n_factors
         self.lr = lr
         self.l2 = l2
@@ -126,6 +143,7 @@ class ImplicitMF(Recommender):
         self.max_weight = max_weight
         self.seed = seed
         self.max_batch = max_batch
+        self.retrieval_items = retrieval_items
         self._rng = np.random.default_rng(seed)
         self._users: OrderedDict[str, np.ndarray] = OrderedDict()
         self._row: dict[str, int] = {}
@@ -376,21 +394,34 @@ class ImplicitMF(Recommender):
         local[users] = np.arange(len(users))
         ex_owner, ex_rows = batch.excluded_rows(row_of)
         ex_at = local[ex_owner]
-        dead = ~self._alive[:size]
+        # the rows scored: all of them, or (a large catalogue) the items with the largest
+        # biases and what the other sources proposed
+        live = np.flatnonzero(self._alive[:size])
+        head = live
+        if len(live) > self.retrieval_items:
+            head = live[np.argpartition(-self._b[live], self.retrieval_items - 1)]
+            head = head[: self.retrieval_items]
+        scored = candidate_rows(batch, row_of, head, size, self.retrieval_items)
+        if scored is None:
+            scored = np.arange(size)
+        col_of = np.full(size, -1, dtype=np.int64)
+        col_of[scored] = np.arange(len(scored))
+        ex_cols = col_of[ex_rows]
+        V, b, dead = self._V[scored], self._b[scored], ~self._alive[scored]
         owners, cols, scores = [], [], []
-        step = max(1, 4_000_000 // size)
+        step = max(1, 4_000_000 // max(len(scored), 1))
         for lo in range(0, len(users), step):
             hi = min(len(users), lo + step)
-            S = U[lo:hi] @ self._V[:size].T + self._b[:size]
+            S = U[lo:hi] @ V.T + b
             S[:, dead] = -np.inf
             S[~np.isfinite(S)] = -np.inf
-            mine = (ex_at >= lo) & (ex_at < hi)
-            S[ex_at[mine] - lo, ex_rows[mine]] = -np.inf
+            mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
+            S[ex_at[mine] - lo, ex_cols[mine]] = -np.inf
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             u, j = np.nonzero(np.isfinite(picked))
             owners.append(u + lo)
-            cols.append(top[u, j])
+            cols.append(scored[top[u, j]])
             scores.append(_sigmoid(picked[u, j]))
         at, rows = np.concatenate(owners), np.concatenate(cols)
         recent = []

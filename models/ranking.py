@@ -34,6 +34,7 @@ __all__ = [
     "Source",
     "Vocab",
     "blend",
+    "candidate_rows",
     "name_rank",
     "sum_per_owner",
     "top_dense",
@@ -130,6 +131,9 @@ class RankBatch:
         self.excludes = list(excludes)
         self.vocab = vocab
         self._parent = parent  # (the batch this is a part of, this part's users in it)
+        #: ids of the items the other sources proposed to this batch's users, when a source
+        #: that scores a catalogue in bulk is asked after them (the hybrid sets it)
+        self.pool: np.ndarray | None = parent[0].pool if parent is not None else None
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._keys: np.ndarray | None = None
 
@@ -305,6 +309,32 @@ def name_rank(vocab: Vocab, items: np.ndarray) -> np.ndarray:
     place = np.empty(len(distinct), dtype=np.int64)
     place[order] = np.arange(len(distinct))
     return place[inverse]
+
+
+def candidate_rows(
+    batch: RankBatch, row_of: np.ndarray, head: np.ndarray, size: int, limit: int
+) -> np.ndarray | None:
+    """The rows a source that scores its whole catalogue in bulk (a factor model) scores for
+    ``batch`` once the catalogue has more than ``limit`` rows: its ``head`` rows (its own best
+    guesses, e.g. the most popular items) and the rows of the batch's pool (what the other
+    sources proposed), sorted; None (every row) for a catalogue of at most ``limit`` rows.
+    The two-stage cut: an item outside both is not proposed by this source.
+
+    >>> vocab = Vocab()
+    >>> batch = RankBatch([UserState("u")], [()], vocab)
+    >>> batch.pool = vocab.intern(["c"])
+    >>> rows = ["a", "b", "c", "d"]
+    >>> candidate_rows(batch, vocab.row_of(rows), np.array([0]), 4, 2).tolist()
+    [0, 2]
+    >>> candidate_rows(batch, vocab.row_of(rows), np.array([0]), 4, 4) is None
+    True
+    """
+    if size <= limit:
+        return None
+    pool = batch.pool if batch.pool is not None else np.zeros(0, dtype=np.int64)
+    pooled = row_of[pool[pool < len(row_of)]]
+    rows = np.concatenate([head[head < size], pooled[(pooled >= 0) & (pooled < size)]])
+    return np.unique(rows)
 
 
 def top_dense(scores: np.ndarray, n: int) -> np.ndarray:

@@ -69,9 +69,17 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
         max_batch: events of a batch (:meth:`learn_many`) learned in one step, their gradients
             taken at its start against one shared draw of negatives
             (:mod:`models.sequence_batch`); 1 learns one event at a time.
+        retrieval_items: ranking a batch of users (:meth:`propose`) scores the whole catalogue
+            up to this many items; beyond, the most frequent recent targets (this many) and the
+            items the hybrid's other sources proposed (the two-stage cut).
     """
 
     name = "seq"
+    #: Scores its catalogue in bulk: the hybrid asks it after the other sources (their
+    #: proposals are its pool, :func:`models.ranking.candidate_rows`).
+    bulk = True
+    #: What a model pickled before the cut existed uses (its checkpoint lacks the attribute).
+    retrieval_items: int = 2000
     #: What a model pickled before minibatches existed does (its checkpoint lacks the attribute).
     max_batch: int = 1
 
@@ -87,13 +95,14 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
         init_scale: float = 0.05,
         seed: int = 0,
         max_batch: int = 64,
+        retrieval_items: int = 2000,
     ) -> None:
         if n_factors < 1 or not lr > 0 or history < 1 or not 0 < history_decay <= 1:
             raise ValueError("need n_factors >= 1, lr > 0, history >= 1, 0 < history_decay <= 1")
         if full_softmax_items < 0 or n_negatives < 1 or not init_scale > 0:
             raise ValueError("need full_softmax_items >= 0, n_negatives >= 1, init_scale > 0")
-        if max_batch < 1:
-            raise ValueError("need max_batch >= 1")
+        if max_batch < 1 or retrieval_items < 1:
+            raise ValueError("need max_batch >= 1 and retrieval_items >= 1")
         if not 0 <= recent_share < 1:
             raise ValueError("need 0 <= recent_share < 1 (uniform draws keep every item drawable)")
         self.n_factors = n_factors
@@ -106,6 +115,7 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
         self.init_scale = init_scale
         self.seed = seed
         self.max_batch = max_batch
+        self.retrieval_items = retrieval_items
         self._rng = np.random.default_rng(seed)
         self._row: dict[str, int] = {}
         self._items: list[str] = []

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.base import UserState
-from models.ranking import Proposals, RankBatch, top_dense
+from models.ranking import Proposals, RankBatch, candidate_rows, top_dense
 
 if TYPE_CHECKING:
     from models.events import Event
@@ -271,25 +271,41 @@ class SoftmaxBatches:
         local[users] = np.arange(len(users))
         ex_owner, ex_rows = batch.excluded_rows(row_of)
         ex_at = local[ex_owner]
-        dead = ~self._alive[:size]
+        # the catalogue's rows scored: all of them, or (a large catalogue) the most frequent
+        # recent targets and what the other sources proposed
+        filled = min(self._recent_n, RECENT)
+        counts = np.bincount(self._recent[:filled], minlength=size)[:size]
+        head = np.flatnonzero(counts)
+        if len(head) > self.retrieval_items:
+            head = head[np.argpartition(-counts[head], self.retrieval_items - 1)]
+            head = head[: self.retrieval_items]
+        scored = candidate_rows(batch, row_of, head, size, self.retrieval_items)
+        if scored is None:
+            scored = np.arange(size)
+        col_of = np.full(size, -1, dtype=np.int64)
+        col_of[scored] = np.arange(len(scored))
+        ex_cols = col_of[ex_rows]
+        W, b = self._W[scored], self._b[scored]
+        tag_part = tags[scored] if tags is not None else None
+        dead = ~self._alive[scored]
         owners, cols, scores = [], [], []
-        step = max(1, 4_000_000 // max(size, 1))
+        step = max(1, 4_000_000 // max(len(scored), 1))
         for lo in range(0, len(users), step):
             hi = min(len(users), lo + step)
-            S = H[lo:hi] @ self._W[:size].T + self._b[:size]
-            if tags is not None:
-                S += np.asarray((tags @ (H[lo:hi] @ self._U.T).T)[:size].T, dtype=np.float32)
+            S = H[lo:hi] @ W.T + b
+            if tag_part is not None:
+                S += np.asarray((tag_part @ (H[lo:hi] @ self._U.T).T).T, dtype=np.float32)
             S[:, dead] = -np.inf
             S[~np.isfinite(S)] = -np.inf
-            mine = (ex_at >= lo) & (ex_at < hi)
-            S[ex_at[mine] - lo, ex_rows[mine]] = -np.inf
+            mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
+            S[ex_at[mine] - lo, ex_cols[mine]] = -np.inf
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             best = picked[:, :1]
             probs = np.exp(picked - np.where(np.isfinite(best), best, 0.0))
             u, j = np.nonzero(np.isfinite(picked) & (probs > 0))
             owners.append(u + lo)
-            cols.append(top[u, j])
+            cols.append(scored[top[u, j]])
             scores.append(probs[u, j].astype(np.float64))
         at, rows = np.concatenate(owners), np.concatenate(cols)
 

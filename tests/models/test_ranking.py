@@ -8,10 +8,14 @@ ranking agrees with the per-user blend is checked on every model in ``test_contr
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.base import Candidate, Recommender, UserState
+from models.content import ContentModel
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
+from models.implicit_mf import ImplicitMF
 from models.ranking import RankBatch, Vocab, top_dense, top_per_owner
+from models.sequence import NextItemSoftmax
 
 
 class Fixed(Recommender):
@@ -105,3 +109,74 @@ def test_the_blend_sums_in_the_users_phase_order_and_fills_from_the_fallback() -
     ]
     assert hybrid.recommend_batch([], k=5) == []
     assert hybrid.recommend_batch([new], k=0) == [[]]
+
+
+@pytest.mark.parametrize("cls", [ImplicitMF, NextItemSoftmax])
+def test_a_factor_model_over_a_large_catalogue_scores_its_head_and_the_pool(cls) -> None:
+    # 60 items, retrieval_items 8: a batch's lists rank only the model's 8 head items (largest
+    # biases, or most frequent recent targets) and the pool (what the other sources proposed):
+    # each list is the whole-catalogue ranking restricted to those items
+    model = cls(n_factors=8, seed=1, retrieval_items=8)
+    users = {u: UserState(u) for u in ("a", "b", "c")}
+    for t in range(300):
+        user = users["abc"[t % 3]]
+        item = f"i{(t * 7) % 60 if t % 4 else t % 5}"  # a few items far more often
+        model.learn_one(user, item, ts=float(t))
+        user.observe(item, ts=float(t))
+    if cls is ImplicitMF:
+        live = np.flatnonzero(model._alive[:60])
+        head = live[np.argsort(-model._b[live], kind="stable")[:8]]
+    else:
+        counts = np.bincount(model._recent[: model._recent_n], minlength=60)
+        head = np.argsort(-counts, kind="stable")[:8]
+    pool = {"i5", "i17", "i44"}
+    scored = pool | {model._row_items[r] if cls is ImplicitMF else model._items[r] for r in head}
+    vocab = Vocab()
+    everyone = list(users.values())
+    batch = RankBatch(everyone, [set() for _ in everyone], vocab)
+    batch.pool = vocab.intern(sorted(pool))
+    cut = model.propose(batch, 5)
+    model.retrieval_items = 1000  # the whole catalogue: the reference
+    whole = model.propose(RankBatch(everyone, [set() for _ in everyone], vocab), 60)
+    for b in range(3):
+        got = [vocab.names[i] for i in cut.items[cut.owner == b].tolist()]
+        ranked = [vocab.names[i] for i in whole.items[whole.owner == b].tolist()]
+        assert got and got == [x for x in ranked if x in scored][:5]
+
+
+def test_the_hybrid_asks_factor_models_after_the_others_with_their_pool() -> None:
+    seen: dict[str, object] = {}
+
+    class Bulk(Fixed):
+        bulk = True
+
+        def propose(self, batch, n):
+            seen["pool"] = sorted(batch.vocab.names[i] for i in batch.pool.tolist())
+            return super().propose(batch, n)
+
+    policy = SwitchingPolicy([Phase("all", 0, {"f": 1.0, "a": 1.0})])
+    sources = {"f": Bulk("f", {"z": 1.0}), "a": Fixed("a", {"x": 2.0, "y": 1.0})}
+    hybrid = HybridRecommender(sources, policy, fallback=None)
+    assert [c.item_id for c in hybrid.recommend(UserState("u"), k=3)] == ["x", "z", "y"]
+    assert seen["pool"] == ["x", "y"]
+
+
+def test_content_over_a_large_catalogue_in_a_hybrid_re_ranks_the_pool() -> None:
+    model = ContentModel(retrieval_items=5)
+    for n in range(30):
+        model.upsert_item(f"i{n}", title=f"story {n}", tags=[f"g{n % 3}", f"h{n % 5}"])
+    user = UserState("u")
+    for item in ("i0", "i3", "i6"):
+        model.learn_one(user, item, ts=0.0)
+        user.observe(item, ts=0.0)
+    vocab = Vocab()
+    whole = model.propose(RankBatch([user], [user.seen], vocab), 30)
+    ranked = [vocab.names[i] for i in whole.items.tolist()]
+    batch = RankBatch([user], [user.seen], vocab)
+    batch.pool = vocab.intern(["i9", "i1", "i12", "i0"])  # i0 is seen: still excluded
+    cut = model.propose(batch, 10)
+    assert [vocab.names[i] for i in cut.items.tolist()] == [
+        x for x in ranked if x in {"i9", "i1", "i12"}
+    ]
+    batch.pool = vocab.intern([])  # alone (nothing else proposed): the whole catalogue
+    assert model.propose(batch, 30).items.tolist() == whole.items.tolist()
