@@ -197,16 +197,17 @@ class Recommendation(BaseModel):
         titles: Mapping[str, str] | None = None,
     ) -> Recommendation:
         """The list ``items`` served to ``user`` by the phase ``strategy`` (each item with its
-        title from ``titles`` when it has one)."""
+        title from ``titles`` when it has one). Built without validation (``model_construct``:
+        a list per touched user per batch, from values that are already of the right types)."""
         titles = titles or {}
-        return cls(
+        return cls.model_construct(
             user_id=user.user_id,
             items=[
-                RecItem(
+                RecItem.model_construct(
                     item_id=c.item_id,
-                    score=round(c.score, 6),
-                    sources=c.sources,
-                    because=c.because,
+                    score=round(float(c.score), 6),
+                    sources=list(c.sources),
+                    because=list(c.because),
                     title=titles.get(c.item_id),
                 )
                 for c in items

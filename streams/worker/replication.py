@@ -36,7 +36,7 @@ CONTEXT_ITEMS = 64
 
 
 def context_of(user: UserState) -> UserContext:
-    return UserContext(
+    return UserContext.model_construct(  # trusted values: no validation on the hot path
         user_id=user.user_id,
         interactions=user.interactions,
         recent=user.recent[-CONTEXT_ITEMS:],
@@ -90,7 +90,7 @@ class UpdateBuilder:
         u = self.touch(partition, user)
         update = self.updates[partition]
         update.events.append(
-            LearnedEvent(
+            LearnedEvent.model_construct(
                 u=u,
                 item_id=event.item_id,
                 ts=event.ts,
