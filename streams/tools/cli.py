@@ -100,8 +100,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         items = read_catalogue(args.items) if args.items else []
         if args.limit:
             ds.events = ds.events[: args.limit]
-        if args.through_kafka:
-            models = ["hybrid"]
+        batch = args.batch or settings.batch_size
+        if args.through_kafka:  # beside a worker that serves after every event: the same protocol
+            models, batch = ["hybrid"], 1
         result = evaluate(
             ds,
             models,
@@ -111,7 +112,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             session_gap=settings.session_gap,
             items=items,
             progress=not args.no_progress,
-            batch=args.batch or settings.batch_size,
+            batch=batch,
         )
         if args.through_kafka:  # the same events through broker + worker, side by side
             from streams.tools.evaluate_kafka import evaluate_through_kafka
