@@ -245,14 +245,11 @@ class HybridRecommender(Recommender):
         if len(excludes) != len(users):
             raise ValueError("one exclude collection per user")
         fallback = self.fallback if self.fallback in self.sources else None
-        chosen = []
-        for user in users:
-            weights = {
-                name: w
-                for name, w in self.phase(user).weights.items()
-                if w > 0 and name in self.sources
-            }
-            chosen.append(weights or ({fallback: 1.0} if fallback is not None else {}))
+        by_phase: dict[str, dict[str, float]] = {}  # the weights in use, once per phase
+        for phase in self.policy.phases:
+            weights = {n: w for n, w in phase.weights.items() if w > 0 and n in self.sources}
+            by_phase[phase.name] = weights or ({fallback: 1.0} if fallback is not None else {})
+        chosen = [by_phase[self.phase(user).name] for user in users]
         if self.deleted:
             excludes = [set(e) | self.deleted for e in excludes]
         batch = RankBatch(users, excludes, self._vocab())

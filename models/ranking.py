@@ -40,6 +40,7 @@ __all__ = [
     "top_dense",
     "top_per_owner",
     "top_per_owner_by_cand",
+    "top_per_owner_by_name",
     "weights_table",
 ]
 
@@ -408,39 +409,59 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
     key_owner = keys >> KEY_SHIFT
     key_item = keys & ((1 << KEY_SHIFT) - 1)
     # the k best of each user, equal scores by item id (name), as a per-user sort would
-    best = top_per_owner(key_owner, score, k, name_rank(batch.vocab, key_item))
+    best = top_per_owner_by_name(key_owner, key_item, score, k, batch.vocab)
     starts = np.flatnonzero(np.r_[True, key_owner[best][1:] != key_owner[best][:-1]])
     chosen = [
-        (int(key_owner[best[a]]), best[a:b])
+        (int(key_owner[best[a]]), best[a:b].tolist())
         for a, b in zip(starts.tolist(), np.r_[starts[1:], len(best)].tolist(), strict=True)
     ]
     # the sources and reasons behind each chosen item, in phase order
     picked = np.zeros(len(keys), dtype=bool)
-    for _, rows in chosen:
-        picked[rows] = True
+    picked[best] = True
     sel = np.flatnonzero(picked[inverse])
     sel = sel[np.argsort(inverse[sel], kind="stable")]
+    sel_which = which_e[sel]
     reasons: dict[int, list[str]] = {}
-    for s in np.unique(which_e[sel]).tolist():
-        mine = sel[which_e[sel] == s]
-        for e, why in zip(mine.tolist(), sources[s].proposals.explain(entry[mine]), strict=True):
-            reasons[e] = why
+    for s in np.unique(sel_which).tolist():
+        mine = sel[sel_which == s]
+        reasons.update(zip(mine.tolist(), sources[s].proposals.explain(entry[mine]), strict=True))
+    names = [src.name for src in sources]
     by_key: dict[int, tuple[list[str], list[str]]] = {}
-    for e, key in zip(sel.tolist(), inverse[sel].tolist(), strict=True):
+    for e, key, s in zip(sel.tolist(), inverse[sel].tolist(), sel_which.tolist(), strict=True):
+        why = reasons[e]
         got = by_key.get(key)
-        name = sources[int(which_e[e])].name
         if got is None:
-            by_key[key] = ([name], list(reasons[e]))
-        else:
-            got[0].append(name)
-            got[1].extend(b for b in reasons[e] if b not in got[1])
+            by_key[key] = ([names[s]], list(why))
+            continue
+        got[0].append(names[s])
+        because = got[1]
+        for b in why:
+            if b not in because:
+                because.append(b)
     names_of = batch.vocab.names
-    item_of = keys & ((1 << KEY_SHIFT) - 1)
+    item_of = key_item.tolist()
+    score_of = score.tolist()
     for b, rows in chosen:
-        out[b] = [
-            Candidate(names_of[int(item_of[r])], float(score[r]), *by_key[r]) for r in rows.tolist()
-        ]
+        out[b] = [Candidate(names_of[item_of[r]], score_of[r], *by_key[r]) for r in rows]
     return out
+
+
+def top_per_owner_by_name(
+    owner: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int, vocab: Vocab
+) -> np.ndarray:
+    """:func:`top_per_owner` of ``scores`` with ties by item name, for ``owner`` grouped in
+    increasing order: each owner's entries are first cut to those that score at least its
+    ``k``-th best (ties kept), so only those few are ranked by name."""
+    if not len(owner) or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((-scores, owner))
+    starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
+    counts = np.diff(np.r_[starts, len(order)])
+    kth = scores[order[starts + np.minimum(k, counts) - 1]]
+    keep = order[scores[order] >= np.repeat(kth, counts)]
+    keep.sort()  # grouped by owner again, in entry order
+    best = top_per_owner(owner[keep], scores[keep], k, name_rank(vocab, items[keep]))
+    return keep[best]
 
 
 def weights_table(

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pydantic_core
 import redis
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -199,7 +200,7 @@ class RedisState:
             view = BatchView()
             if users:
                 for uid, raw in zip(users, next(res), strict=True):
-                    view.users[uid] = json.loads(raw) if raw else None
+                    view.users[uid] = pydantic_core.from_json(raw) if raw else None
                     view.versions[uid] = version(raw)
             if events:
                 marks = next(res)
@@ -231,7 +232,7 @@ class RedisState:
         ``expected`` (``None``: none), :class:`UserConflict` when a user's stored state is no
         longer the one of ``versions`` (as :attr:`BatchView.versions` read it)."""
         uids = list(users)
-        payload = [json.dumps(users[u], separators=(",", ":")) for u in uids]
+        payload = [pydantic_core.to_json(users[u]) for u in uids]  # compact, in Rust
         keys = [
             self.offsets_key,
             self.stats_key,

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.base import Candidate, UserState
@@ -31,7 +32,9 @@ __all__ = [
     "RecItem",
     "Recommendation",
     "UserContext",
+    "encode",
     "event_time_error",
+    "recommendation_message",
     "validation_error_text",
 ]
 
@@ -197,26 +200,57 @@ class Recommendation(BaseModel):
         titles: Mapping[str, str] | None = None,
     ) -> Recommendation:
         """The list ``items`` served to ``user`` by the phase ``strategy`` (each item with its
-        title from ``titles`` when it has one). Built without validation (``model_construct``:
-        a list per touched user per batch, from values that are already of the right types)."""
-        titles = titles or {}
-        return cls.model_construct(
-            user_id=user.user_id,
-            items=[
-                RecItem.model_construct(
-                    item_id=c.item_id,
-                    score=round(float(c.score), 6),
-                    sources=list(c.sources),
-                    because=list(c.because),
-                    title=titles.get(c.item_id),
-                )
-                for c in items
-            ],
-            strategy=strategy,
-            interactions=user.interactions,
-            event_id=event_id,
-            latency_ms=latency_ms,
+        title from ``titles`` when it has one), validated."""
+        return cls.model_validate(
+            recommendation_message(user, items, strategy, event_id, latency_ms, titles)
         )
+
+
+def recommendation_message(
+    user: UserState,
+    items: Sequence[Candidate],
+    strategy: str,
+    event_id: str | None = None,
+    latency_ms: float | None = None,
+    titles: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The :class:`Recommendation` of ``items`` for ``user`` as the JSON object it is published
+    as (what ``Recommendation.model_dump(mode="json")`` gives), built from plain values without
+    pydantic objects: the worker builds one per touched user per batch, from values that are
+    already of the right types, and encodes it once (:func:`encode`).
+
+    >>> msg = recommendation_message(UserState("u1"), [Candidate("i9", 0.5, ["cf"])], "cold")
+    >>> Recommendation.model_validate(msg).model_dump(mode="json") == msg
+    True
+    """
+    get = (titles or {}).get
+    return {
+        "user_id": user.user_id,
+        "items": [
+            {
+                "item_id": c.item_id,
+                "score": round(float(c.score), 6),
+                "sources": list(c.sources),
+                "because": list(c.because),
+                "title": get(c.item_id),
+            }
+            for c in items
+        ],
+        "strategy": strategy,
+        "interactions": user.interactions,
+        "event_id": event_id,
+        "generated_at": time.time(),
+        "latency_ms": latency_ms,
+    }
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """A JSON-ready message (e.g. :func:`recommendation_message`) as compact JSON bytes.
+
+    >>> encode({"a": [1, None], "b": "x"})
+    b'{"a":[1,null],"b":"x"}'
+    """
+    return pydantic_core.to_json(message)
 
 
 def _as_text(data: bytes) -> tuple[str, Literal["utf-8", "base64"]]:

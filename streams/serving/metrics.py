@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from state.stats import BatchStats
-from streams.schemas import DeadLetter, RecItem, Recommendation
+from streams.schemas import DeadLetter
 from streams.serving.series import (
     LATENCY_BUCKETS_MS,
     Histogram,
@@ -37,11 +37,11 @@ def _short(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _item(item: RecItem) -> dict[str, Any]:
+def _item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A recommended item as the dashboard's feed shows it (its title when it has one)."""
-    shown: dict[str, Any] = {"item_id": item.item_id, "sources": item.sources}
-    if item.title:
-        shown["title"] = _short(item.title, 80)
+    shown: dict[str, Any] = {"item_id": item["item_id"], "sources": item["sources"]}
+    if item.get("title"):
+        shown["title"] = _short(item["title"], 80)
     return shown
 
 
@@ -76,7 +76,7 @@ class LiveMetrics:
     def record_batch(
         self,
         stats: BatchStats,
-        recommendations: Sequence[Recommendation],
+        recommendations: Sequence[Mapping[str, Any]],
         dead: Sequence[DeadLetter],
         now: float,
     ) -> None:
@@ -89,7 +89,7 @@ class LiveMetrics:
     def _record(
         self,
         stats: BatchStats,
-        recommendations: Sequence[Recommendation],
+        recommendations: Sequence[Mapping[str, Any]],
         dead: Sequence[DeadLetter],
         now: float,
     ) -> None:
@@ -103,19 +103,22 @@ class LiveMetrics:
             self.phase_events.setdefault(phase, RollingCounter(self.horizon)).add(n, now)
         for phase, n in stats.hits_by_phase.items():
             self.phase_hits.setdefault(phase, RollingCounter(self.horizon)).add(n, now)
-        for rec in recommendations:
-            if rec.latency_ms is not None:
-                self.latency.add(rec.latency_ms, now)
-                self.latency_hist.observe(rec.latency_ms)
+        for rec in recommendations:  # as published (Recommendation's JSON)
+            latency = rec.get("latency_ms")
+            if latency is not None:
+                self.latency.add(latency, now)
+                self.latency_hist.observe(latency)
+        shown = self.recent.maxlen or 0  # only the newest lists stay in the feed
+        for rec in recommendations[max(0, len(recommendations) - shown) :]:
             self.recent.append(
                 {
-                    "user_id": rec.user_id,
-                    "strategy": rec.strategy,
-                    "interactions": rec.interactions,
-                    "event_id": rec.event_id,
-                    "latency_ms": rec.latency_ms,
-                    "generated_at": rec.generated_at,
-                    "items": [_item(i) for i in rec.items[:5]],
+                    "user_id": rec["user_id"],
+                    "strategy": rec["strategy"],
+                    "interactions": rec["interactions"],
+                    "event_id": rec.get("event_id"),
+                    "latency_ms": rec.get("latency_ms"),
+                    "generated_at": rec.get("generated_at"),
+                    "items": [_item(i) for i in rec["items"][:5]],
                 }
             )
         for d in dead:

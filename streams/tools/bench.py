@@ -143,10 +143,9 @@ def _noop_main() -> None:
     taking the worker's batches and counting them; writes ``<count> <time>`` per batch to the
     file ``BENCH_NOOP_OUT`` names (Faust takes over the process's stdout)."""
     import faust  # noqa: F401  (the worker's dependency)
-    from faust.worker import Worker
 
     from streams.settings import load_settings
-    from streams.worker.app import faust_app
+    from streams.worker.app import faust_app, faust_worker
 
     settings = load_settings()
     out = open(os.environ["BENCH_NOOP_OUT"], "a", buffering=1)  # noqa: SIM115
@@ -168,7 +167,7 @@ def _noop_main() -> None:
             seen += len(batch)
             out.write(f"{seen} {time.time():.6f}\n")
 
-    Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
+    faust_worker(app, "warn").execute_from_commandline()
 
 
 # -- the run --------------------------------------------------------------------------------

@@ -47,17 +47,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"web_port": port})
 
     import faust  # noqa: F401  (imported here: the CLI's other commands start faster)
-    from faust.worker import Worker
 
     from streams.tools.kafka_io import ensure_topics
-    from streams.worker.app import create_app  # the one import of the worker from tools
+    from streams.worker.app import create_app, faust_worker  # the worker's one import here
 
     # with the configured partitions, before Faust subscribes: a broker that creates topics
     # on first use gives them its own default count
     ensure_topics(settings)
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()
+    faust_worker(app, settings.log_level).execute_from_commandline()
     return 0
 
 

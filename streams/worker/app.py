@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 import faust
+from faust.worker import Worker
 from pydantic import ValidationError
 
 from state.store import Fenced, UserConflict
-from streams.schemas import DeadLetter, ItemEvent, validation_error_text
+from streams.schemas import DeadLetter, ItemEvent, encode, validation_error_text
 from streams.serving.dashboard import register_dashboard
 from streams.serving.views import register_views
 from streams.settings import Settings
@@ -31,7 +32,7 @@ from streams.worker.replication import update_handler
 from streams.worker.runtime import WorkerRuntime, explain
 from streams.worker.transport import Transport
 
-__all__ = ["WorkerRuntime", "create_app"]
+__all__ = ["WorkerRuntime", "create_app", "faust_app", "faust_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,16 @@ def faust_app(settings: Settings) -> faust.App:
     # records arrive, which made an idle worker see a new event up to 1.5 s late.
     app.transport = Transport(app.conf.broker_consumer, app)
     return app
+
+
+def faust_worker(app: faust.App, loglevel: str) -> Worker:
+    """Faust's worker for ``app``, quiet, logging at ``loglevel``, without the terminal spinner:
+    at a level of ``warn`` or above Faust adds the spinner's handler and sets the root logger
+    to DEBUG, so that every debug call of aiokafka and Faust (several per record sent) builds a
+    log record that is then dropped."""
+    worker = Worker(app, loglevel=loglevel, quiet=True)
+    worker.spinner = None
+    return worker
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -118,9 +129,7 @@ def create_app(settings: Settings) -> faust.App:
                     await send_dead(out.dead)
                 await rt.processor.commit(out)
                 for rec in out.recommendations:
-                    await recommendations.send(
-                        key=rec.user_id.encode(), value=rec.model_dump_json().encode()
-                    )
+                    await recommendations.send(key=rec["user_id"].encode(), value=encode(rec))
                 # what the models learned, for the other workers: delivered before the batch
                 # is acknowledged, so no committed offset runs ahead of it
                 sent = [

@@ -37,8 +37,8 @@ from state.store import BatchView, RedisState, user_state
 from streams.schemas import (
     DeadLetter,
     Interaction,
-    Recommendation,
     event_time_error,
+    recommendation_message,
     validation_error_text,
 )
 from streams.settings import Settings
@@ -266,7 +266,7 @@ class BatchProcessor:
             eid, arrived = newest[user.user_id]
             user.last_served = [c.item_id for c in items]
             latency = (time.time() - arrived) * 1000.0 if arrived else None
-            rec = Recommendation.of(
+            rec = recommendation_message(
                 user,
                 items,
                 self.engine.phase(user).name,
@@ -274,7 +274,7 @@ class BatchProcessor:
                 latency_ms=round(latency, 3) if latency is not None else None,
                 titles=self.titles,
             )
-            user.last_published = rec.model_dump(mode="json")
+            user.last_published = rec  # served again by GET /recommendations (never mutated)
             out.recommendations.append(rec)
         out.stats.recommendations = len(out.recommendations)
 

@@ -4,10 +4,11 @@ outcome the processor decides and the commit writes, and the names events are kn
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.base import UserState
 from state.stats import BatchStats
-from streams.schemas import DeadLetter, ModelUpdate, Recommendation
+from streams.schemas import DeadLetter, ModelUpdate
 
 __all__ = ["BatchOutcome", "Record", "StateLost", "dedup_key"]
 
@@ -31,7 +32,9 @@ class BatchOutcome:
     partition, ``applied`` those that move a partition's applied offset forward."""
 
     dead: list[DeadLetter] = field(default_factory=list)
-    recommendations: list[Recommendation] = field(default_factory=list)
+    #: each touched user's new list, as the JSON object published (a
+    #: :class:`~streams.schemas.Recommendation` by its schema: ``recommendation_message``)
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
     stats: BatchStats = field(default_factory=BatchStats)
     users: dict[str, UserState] = field(default_factory=dict)
     markers: dict[str, str] = field(default_factory=dict)

@@ -14,7 +14,14 @@ from models.base import Candidate, Recommender, UserState
 from models.content import ContentModel
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
 from models.implicit_mf import ImplicitMF
-from models.ranking import RankBatch, Vocab, top_dense, top_per_owner
+from models.ranking import (
+    RankBatch,
+    Vocab,
+    name_rank,
+    top_dense,
+    top_per_owner,
+    top_per_owner_by_name,
+)
 from models.sequence import NextItemSoftmax
 
 
@@ -49,6 +56,24 @@ def test_top_per_owner_keeps_n_per_owner_best_first_ties_by_key() -> None:
         (2, 7),
     ]
     assert top_per_owner(owner, scores, 0).tolist() == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_blends_cut_before_names_keeps_every_tie_at_the_kth_place(seed: int) -> None:
+    """Ranking names only for what scores at least each user's k-th best gives the lists of
+    ranking every entry by score and name (many equal scores, names out of id order)."""
+    rng = np.random.default_rng(seed)
+    vocab = Vocab()
+    names = [f"i{n}" for n in rng.permutation(60)]
+    vocab.intern(names)
+    owner = np.sort(rng.integers(0, 8, size=300))
+    items = rng.integers(0, 60, size=300)
+    keys = np.unique((owner << 32) | items)
+    owner, items = keys >> 32, keys & ((1 << 32) - 1)
+    scores = rng.integers(0, 4, size=len(keys)) / 4.0
+    for k in (1, 3, 10, 100):
+        want = top_per_owner(owner, scores, k, name_rank(vocab, items))
+        assert top_per_owner_by_name(owner, items, scores, k, vocab).tolist() == want.tolist()
 
 
 def test_top_dense_orders_each_row_and_breaks_ties_by_column() -> None:

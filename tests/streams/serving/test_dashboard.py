@@ -247,7 +247,8 @@ def canned_stats(now: float) -> dict:
             )
             for j in range(3)
         ]
-        metrics.record_batch(stats, recs, [], now - ago + 0.5)
+        published = [r.model_dump(mode="json") for r in recs]  # as the worker publishes them
+        metrics.record_batch(stats, published, [], now - ago + 0.5)
         mix = {"cold": 0, "warm": 120 - ago // 4, "active": 340, "established": 2_100 + ago}
         metrics.sample_users(mix, now - ago + 0.5)
     snap = metrics.snapshot(now)

@@ -37,7 +37,7 @@ def feed(
     """One batch as the agent reports it: its counters, published lists and dead letters."""
     letters = [DeadLetter.of(b"{bad", f"bad {n}", "interactions", 0, n) for n in range(dead)]
     stats = BatchStats.from_counters({**counters, "recommendations": len(recs), "batches": 1})
-    m.record_batch(stats, list(recs), letters, now)
+    m.record_batch(stats, [r.model_dump(mode="json") for r in recs], letters, now)
 
 
 class TestRollingCounter:

@@ -47,7 +47,7 @@ def test_a_redelivered_batch_after_a_crash_changes_nothing(settings):
         await proc2.commit(again)
         user = await store2.get_user("u")
         assert user["interactions"] == 2
-        assert again.recommendations and again.recommendations[0].user_id == "u"
+        assert again.recommendations and again.recommendations[0]["user_id"] == "u"
         await store.close()
         await store2.close()
 
