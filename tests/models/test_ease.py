@@ -100,3 +100,32 @@ def test_the_dense_counts_of_a_small_catalogue_give_the_gram_of_the_neighbour_li
     clone._dense()
     n = len(model._items)
     assert np.array_equal(clone.__dict__["_G"][:n, :n], G[:n, :n])
+
+
+def test_the_gram_of_pruned_neighbour_lists_keeps_either_sides_count() -> None:
+    # Past 2 * max_neighbors + 1 items the lists are pruned (no dense counts): a pair's entry
+    # is the larger of its two sides' counts, the diagonal the items' counts.
+    model = ItemEASE(refit_every=10_000, max_neighbors=5, max_items=40)
+    replay(model, block_stream(seed=7, n_events=1500))
+    assert "_G" not in model.__dict__
+    head, gram = model._gram()
+    expected = np.zeros((len(head), len(head)))
+    for r, i in enumerate(head.tolist()):
+        for c, j in enumerate(head.tolist()):
+            both = (model._co[i].get(j, 0.0), model._co[j].get(i, 0.0))
+            expected[r, c] = model._n[i] if i == j else max(both)
+    assert np.array_equal(gram, expected) and (gram != gram.T).sum() == 0
+
+
+def test_solve_ease_gives_the_weights_of_scipys_lapack_wrappers() -> None:
+    from scipy.linalg import lapack
+
+    rng = np.random.default_rng(1)
+    x = (rng.random((400, 60)) < 0.1).astype(float)
+    regularised = (x.T @ x + 3.0 * np.eye(60)).astype(np.float32)
+    factor, _ = lapack.spotrf(regularised, lower=True, clean=False)
+    inverse, _ = lapack.spotri(factor, lower=True)
+    inverse = np.tril(inverse) + np.tril(inverse, -1).T
+    expected = -inverse / np.diag(inverse)
+    np.fill_diagonal(expected, 0.0)
+    assert np.array_equal(solve_ease(x.T @ x, l2=3.0), expected.astype(np.float32))
