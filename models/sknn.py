@@ -90,32 +90,33 @@ class SessionKNN(Recommender):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.pop("_ids", None)  # the batched ranking's caches: sessions as item ids,
-        state.pop("_lens", None)  # and their lengths
+        state.pop("_slots", None)  # the batched ranking's cache (see _slot_items)
         return state
 
     def _changed(self, sid: int) -> None:
-        cache = self.__dict__.get("_ids")
-        if cache is not None:
-            cache[1].pop(sid, None)
-        lens = self.__dict__.get("_lens")
-        if lens is not None:
-            lens[1].add(sid)
+        slots = self.__dict__.get("_slots")
+        if slots is not None:
+            slots[3].add(sid)
 
-    def _lengths(self) -> np.ndarray:
-        """Each live session's length at ``sid % max_sessions`` (live sessions are the last
-        ``max_sessions`` created, so no two share a slot), brought up to date."""
-        lens = self.__dict__.get("_lens")
-        if lens is None or len(lens[0]) != self.max_sessions:
-            array = np.zeros(self.max_sessions, dtype=np.int64)
-            for sid, items in self._sessions.items():
-                array[sid % self.max_sessions] = len(items)
-            lens = self.__dict__["_lens"] = (array, set())
-        array, dirty = lens
+    def _slot_items(self, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+        """Each live session's items as ids of ``vocab`` (in the session's order, a row of
+        ``max_session_len``) and its length, at ``sid % max_sessions`` (live sessions are the
+        last ``max_sessions`` created, so no two share a slot), brought up to date; kept
+        until the vocabulary changes (not pickled)."""
+        slots = self.__dict__.get("_slots")
+        shape = (self.max_sessions, self.max_session_len)
+        if slots is None or slots[0] is not vocab or slots[1].shape != shape:
+            grid = np.zeros(shape, dtype=np.int32)
+            lens = np.zeros(self.max_sessions, dtype=np.int64)
+            slots = self.__dict__["_slots"] = (vocab, grid, lens, set(self._sessions))
+        _, grid, lens, dirty = slots
         for sid in sorted(dirty):  # a dropped session first, a newer one in its slot after
-            array[sid % self.max_sessions] = len(self._sessions.get(sid, ()))
+            items = self._sessions.get(sid, {})
+            slot = sid % self.max_sessions
+            lens[slot] = len(items)
+            grid[slot, : len(items)] = vocab.intern(list(items))
         dirty.clear()
-        return array
+        return grid, lens
 
     def _add(self, sid: int, item: str) -> bool:
         items = self._sessions[sid]
@@ -210,16 +211,6 @@ class SessionKNN(Recommender):
             out.append(Candidate(j, s, [self.name], because))
         return out
 
-    def _session_ids(self, vocab: Vocab, sid: int) -> np.ndarray:
-        """The items of session ``sid`` as ids of ``vocab``, kept until the session changes."""
-        cache = self.__dict__.get("_ids")
-        if cache is None or cache[0] is not vocab:
-            cache = self.__dict__["_ids"] = (vocab, {})
-        ids = cache[1].get(sid)
-        if ids is None:
-            ids = cache[1][sid] = vocab.intern(self._sessions[sid])
-        return ids
-
     def propose(self, batch: RankBatch, n: int) -> Proposals:
         """:meth:`recommend` for every user of ``batch`` at once: postings, overlaps, the
         nearest sessions and the items' sums are array operations over the whole batch."""
@@ -253,14 +244,15 @@ class SessionKNN(Recommender):
             return Proposals.empty()
         dot = np.bincount(inverse, weights=c_w[other], minlength=len(keys))
         s_owner, s_sid = keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
-        s_len = self._lengths()[s_sid % self.max_sessions]
+        grid, s_lens = self._slot_items(vocab)
+        s_len = s_lens[s_sid % self.max_sessions]
         sims = dot / np.sqrt((np.asarray(size, dtype=np.int64)[s_owner] * s_len).astype(float))
-        nb = top_per_owner(s_owner, sims, self.k_neighbors, -s_sid)  # ties: the newer session
-        nb_owner, nb_sid, nb_sim = s_owner[nb], s_sid[nb], sims[nb]
-        arrays = [self._session_ids(vocab, x) for x in nb_sid.tolist()]
-        counts = [len(a) for a in arrays]
+        nb = _top_neighbors(s_owner, sims, s_sid, self.k_neighbors)
+        nb_owner, nb_slot, nb_sim = s_owner[nb], s_sid[nb] % self.max_sessions, sims[nb]
+        counts = s_lens[nb_slot]
+        width = int(counts.max())  # the neighbours' items, row by row, in session order
+        e_item = grid[nb_slot, :width][np.arange(width) < counts[:, None]].astype(np.int64)
         e_nb = np.repeat(np.arange(len(nb)), counts)
-        e_item = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
         e_owner = nb_owner[e_nb]
         e_keys, e_inv = np.unique((e_owner << KEY_SHIFT) | e_item, return_inverse=True)
         scores = np.bincount(e_inv, weights=nb_sim[e_nb], minlength=len(e_keys))
@@ -321,3 +313,18 @@ class SessionKNN(Recommender):
     ) -> None:
         if item_id in self._forgotten:  # listed again
             self._forgotten = self._forgotten - {item_id}
+
+
+def _top_neighbors(owner: np.ndarray, sims: np.ndarray, sid: np.ndarray, k: int) -> np.ndarray:
+    """``top_per_owner(owner, sims, k, -sid)`` (ties: the newer session) for ``owner`` in
+    increasing order: each owner's entries below its ``k``-th best similarity are dropped
+    first (a partition), so only the few left are sorted."""
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ends = np.r_[starts[1:], len(owner)]
+    keep = np.ones(len(owner), dtype=bool)
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        if b - a > k:
+            mine = sims[a:b]
+            keep[a:b] = mine >= np.partition(mine, b - a - k)[b - a - k]
+    kept = np.flatnonzero(keep)
+    return kept[top_per_owner(owner[kept], sims[kept], k, -sid[kept])]
