@@ -60,7 +60,7 @@ async def run(args: argparse.Namespace) -> None:
             for rec in out.recommendations:
                 encode(rec)
             for upd in out.updates:
-                upd.model_dump_json().encode()
+                encode(upd)
             t3 = time.process_time()
             if prof:
                 prof.disable()

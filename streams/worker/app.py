@@ -134,7 +134,7 @@ def create_app(settings: Settings) -> faust.App:
                 # is acknowledged, so no committed offset runs ahead of it
                 sent = [
                     await updates.send(
-                        key=f"{u.topic}:{u.partition}".encode(), value=u.model_dump_json().encode()
+                        key=f"{u['topic']}:{u['partition']}".encode(), value=encode(u)
                     )
                     for u in out.updates
                 ]

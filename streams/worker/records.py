@@ -8,7 +8,7 @@ from typing import Any
 
 from models.base import UserState
 from state.stats import BatchStats
-from streams.schemas import DeadLetter, ModelUpdate
+from streams.schemas import DeadLetter
 
 __all__ = ["BatchOutcome", "Record", "StateLost", "dedup_key"]
 
@@ -44,8 +44,9 @@ class BatchOutcome:
     #: stored version as the batch read them
     read_offsets: dict[str, int | None] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
-    #: what the batch taught the models, per source partition, for the other workers
-    updates: list[ModelUpdate] = field(default_factory=list)
+    #: what the batch taught the models, per source partition, for the other workers (each a
+    #: :class:`~streams.schemas.ModelUpdate` as the JSON object sent)
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.base import UserState
 from models.events import Event, apply_events, learn_event
-from streams.schemas import LearnedEvent, ModelUpdate, UserContext
+from streams.schemas import ModelUpdate, UserContext
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
 
@@ -35,15 +36,16 @@ log = logging.getLogger(__name__)
 CONTEXT_ITEMS = 64
 
 
-def context_of(user: UserState) -> UserContext:
-    return UserContext.model_construct(  # trusted values: no validation on the hot path
-        user_id=user.user_id,
-        interactions=user.interactions,
-        recent=user.recent[-CONTEXT_ITEMS:],
-        session_id=user.session_id,
-        session_items=list(user.session_items),
-        last_seen=user.last_seen,
-    )
+def context_of(user: UserState) -> dict[str, Any]:
+    """``user``'s :class:`~streams.schemas.UserContext` as the JSON object it is sent as."""
+    return {
+        "user_id": user.user_id,
+        "interactions": user.interactions,
+        "recent": user.recent[-CONTEXT_ITEMS:],
+        "session_id": user.session_id,
+        "session_items": list(user.session_items),
+        "last_seen": user.last_seen,
+    }
 
 
 def user_of(ctx: UserContext, history: int) -> UserState:
@@ -58,13 +60,27 @@ def user_of(ctx: UserContext, history: int) -> UserState:
     )
 
 
+def _update(topic: str, partition: int, worker: str) -> dict[str, Any]:
+    return {
+        "topic": topic,
+        "partition": partition,
+        "first": 0,
+        "last": 0,
+        "worker": worker,
+        "users": [],
+        "events": [],
+    }
+
+
 @dataclass
 class UpdateBuilder:
-    """Collects, while a batch is applied, what its models learned, per source partition."""
+    """Collects, while a batch is applied, what its models learned, per source partition: each
+    a :class:`~streams.schemas.ModelUpdate` as the JSON object it is sent as (built from plain
+    values, one event and one user at a time on the worker's hot path)."""
 
     topic: str
     worker: str
-    updates: dict[int, ModelUpdate] = field(default_factory=dict)
+    updates: dict[int, dict[str, Any]] = field(default_factory=dict)
     _users: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def touch(self, partition: int, user: UserState) -> int:
@@ -72,14 +88,11 @@ class UpdateBuilder:
         user takes their first event of the batch. Returns the user's index."""
         update = self.updates.get(partition)
         if update is None:
-            update = ModelUpdate(
-                topic=self.topic, partition=partition, first=0, last=0, worker=self.worker
-            )
-            self.updates[partition] = update
+            update = self.updates[partition] = _update(self.topic, partition, self.worker)
         u = self._users.get((partition, user.user_id))
         if u is None:
-            u = self._users[(partition, user.user_id)] = len(update.users)
-            update.users.append(context_of(user))
+            u = self._users[(partition, user.user_id)] = len(update["users"])
+            update["users"].append(context_of(user))
         return u
 
     def add(
@@ -88,29 +101,26 @@ class UpdateBuilder:
         """Record ``event`` (at ``offset``), learned by the models (``user`` touched before it
         took its first event of the batch)."""
         u = self.touch(partition, user)
-        update = self.updates[partition]
-        update.events.append(
-            LearnedEvent.model_construct(
-                u=u,
-                item_id=event.item_id,
-                ts=event.ts,
-                kind=event.kind,
-                value=event.value,
-                session_id=event.session_id,
-                offset=offset,
-                advance=advance,
-            )
+        self.updates[partition]["events"].append(
+            {
+                "u": u,
+                "item_id": event.item_id,
+                "ts": event.ts,
+                "kind": event.kind,
+                "value": event.value,
+                "session_id": event.session_id,
+                "offset": offset,
+                "advance": advance,
+            }
         )
 
-    def close(self, offsets: dict[int, tuple[int, int]]) -> list[ModelUpdate]:
+    def close(self, offsets: dict[int, tuple[int, int]]) -> list[dict[str, Any]]:
         """The batch's updates, one per partition it read (``offsets``: partition -> first and
         last offset), empty ones too: they tell the others the range holds nothing to learn."""
         out = []
         for partition, (first, last) in sorted(offsets.items()):
-            update = self.updates.get(partition) or ModelUpdate(
-                topic=self.topic, partition=partition, first=first, last=last, worker=self.worker
-            )
-            update.first, update.last = first, last
+            update = self.updates.get(partition) or _update(self.topic, partition, self.worker)
+            update["first"], update["last"] = first, last
             out.append(update)
         return out
 
