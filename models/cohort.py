@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection
 
 import numpy as np
@@ -77,7 +78,7 @@ class CohortPopularity(Recommender):
 
     def cohort(self, interactions: int) -> int:
         """Index of the cohort of a user with ``interactions`` interactions."""
-        return sum(interactions >= s for s in self.stages)
+        return bisect_right(self.stages, interactions)  # the stages reached (increasing)
 
     def half_life(self, interactions: int) -> float:
         """The half-life serving users with ``interactions`` interactions now."""
@@ -95,9 +96,10 @@ class CohortPopularity(Recommender):
         if not positive_evidence(weight, ts):
             return
         c = self.cohort(user.interactions)
-        credit = self._credit[c]
+        credit, rate, k = self._credit[c], self.rate, self.k
         for j, pop in enumerate(self._pops[c]):
-            credit[j] += self.rate * (pop.in_top(item_id, self.k) - credit[j])
+            was = float(credit[j])  # Python floats: the same sums as numpy's, faster
+            credit[j] = was + rate * (pop.in_top(item_id, k) - was)
             pop.learn_one(user, item_id, ts=ts, weight=weight)
 
     def recommend(

@@ -50,6 +50,13 @@ class DecayedPopularity(Recommender):
     """
 
     name = "popularity"
+    #: The rows of a top ``_best_k`` (all rows with a count when fewer have one) with their
+    #: counts, kept up to date as counts grow once :meth:`in_top` has asked for it; None
+    #: until then and after a rescale, an eviction or a forgotten item (class-level:
+    #: checkpoints from before it lack it).
+    _best: dict[int, float] | None = None
+    _best_k: int = 0
+    _best_low: float = 0.0  # the lowest count in _best
 
     def __init__(self, half_life: float = 7 * 24 * 3600.0, capacity: int = 200_000) -> None:
         if half_life <= 0 or capacity < 2:
@@ -68,6 +75,7 @@ class DecayedPopularity(Recommender):
 
     def _rescale(self, factor: float) -> None:
         self._scores[: len(self._items)] *= factor
+        self._best = None
 
     def learn_one(
         self,
@@ -91,8 +99,15 @@ class DecayedPopularity(Recommender):
         boost, self._t0 = forward_boost(
             self._t0, ts, self.half_life, self._rescale, min_exponent=-math.inf
         )
-        self._scores[idx] += min(weight, MAX_WEIGHT) * boost
+        score = float(self._scores[idx]) + min(weight, MAX_WEIGHT) * boost
+        self._scores[idx] = score
         self._top = None
+        best = self._best
+        if best is not None and (idx in best or score > self._best_low or len(best) < self._best_k):
+            best[idx] = score
+            if len(best) > self._best_k:  # it pushed the lowest (one of the lowest) out
+                del best[min(best, key=best.__getitem__)]
+            self._best_low = min(best.values())
 
     def _evict(self) -> None:
         n = len(self._items)
@@ -102,12 +117,14 @@ class DecayedPopularity(Recommender):
         self._scores[:] = 0.0
         self._scores[: len(keep)] = kept
         self._index = {item: i for i, item in enumerate(self._items)}
+        self._best = None
 
     def forget_item(self, item_id: str) -> None:
         idx = self._index.get(item_id)
         if idx is not None:
             self._scores[idx] = 0.0
             self._top = None
+            self._best = None
 
     def score(self, item_id: str) -> float:
         """Decayed count of ``item_id`` as of the newest event seen."""
@@ -119,9 +136,19 @@ class DecayedPopularity(Recommender):
     def in_top(self, item_id: str, k: int) -> bool:
         """Whether ``item_id`` is among the ``k`` highest decayed counts (ties count for it)."""
         idx = self._index.get(item_id)
-        if idx is None or self._scores[idx] <= 0:
+        if idx is None or k <= 0:
             return False
-        return int(np.count_nonzero(self._scores[: len(self._items)] > self._scores[idx])) < k
+        score = float(self._scores[idx])
+        if score <= 0:
+            return False
+        best = self._best if self._best_k == k else None
+        if best is None:
+            scores = self._scores[: len(self._items)]
+            rows = top_rows(scores, k)
+            best = self._best = {int(r): float(scores[r]) for r in rows if scores[r] > 0}
+            self._best_k, self._best_low = k, min(best.values(), default=0.0)
+        # fewer than k items ahead <=> at least the k-th best count (the lowest of a top k)
+        return len(best) < k or score >= self._best_low
 
     def _ranked(self, n: int) -> list[int]:
         if self._top is None or len(self._top) < min(n, len(self._items)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from models.base import UserState
@@ -43,3 +45,21 @@ def test_the_item_whose_event_triggers_a_rescale_keeps_its_decayed_count() -> No
     assert pop.score("a") == pytest.approx(3 * 2.0**-2 + 1)  # 1.75
     assert pop.score("b") == pytest.approx(4 * 2.0**-1)  # 2.0: b leads
     assert [item for item, _ in pop.trending(2)] == ["b", "a"]
+
+
+def test_in_top_kept_up_to_date_says_what_counting_the_items_ahead_says() -> None:
+    """``in_top`` keeps a top k as counts grow (and rebuilds it after a rescale, an eviction,
+    a forgotten item or for another k): it agrees with counting the items strictly ahead."""
+    rng = random.Random(3)
+    pop = DecayedPopularity(half_life=50.0, capacity=40)
+    user = UserState("u")
+    for n in range(3000):
+        item = f"i{min(int(rng.expovariate(0.1)), 60)}"
+        for k in (3, 1) if n % 250 == 0 else (3,):  # k=1 now and then: a rebuild
+            idx = pop._index.get(item)
+            scores = pop._scores[: len(pop._items)]
+            want = idx is not None and scores[idx] > 0 and (scores > scores[idx]).sum() < k
+            assert pop.in_top(item, k) == want, (n, item, k)
+        pop.learn_one(user, item, ts=float(n), weight=rng.choice([0.5, 1.0, 3.0]))
+        if n % 500 == 499:
+            pop.forget_item(item)
