@@ -131,7 +131,7 @@ class CohortPopularity(Recommender):
             value = best._scores[ranked] * decay_factor(best._t0 or 0.0, best._now, best.half_life)
             owner = np.repeat(np.asarray(members, dtype=np.int64), len(ranked))
             at = np.tile(np.arange(len(ranked)), len(members))
-            ok = batch.allowed(owner, ids[at])
+            ok = ~_excluded(batch, members, ids).ravel()
             kept = np.cumsum(ok.reshape(len(members), -1), axis=1).ravel()
             take = np.flatnonzero(ok & (kept <= n))
             owners.append(owner[take])
@@ -145,3 +145,18 @@ class CohortPopularity(Recommender):
         for cohort in self._pops:
             for pop in cohort:
                 pop.forget_item(item_id)
+
+
+def _excluded(batch: RankBatch, members: list[int], ids: np.ndarray) -> np.ndarray:
+    """Whether ``members[m]`` must not be shown item ``ids[r]``, at ``[m, r]`` (``ids``
+    distinct): what :meth:`RankBatch.allowed` says, from the batch's excluded pairs."""
+    owner, items = batch.excluded_pairs()  # first: it may add the excluded items to the vocab
+    local = np.full(len(batch), -1, dtype=np.int64)
+    local[members] = np.arange(len(members))
+    place = np.full(len(batch.vocab), -1, dtype=np.int64)
+    place[ids] = np.arange(len(ids))
+    m, r = local[owner], place[items]
+    hit = (m >= 0) & (r >= 0)
+    out = np.zeros((len(members), len(ids)), dtype=bool)
+    out[m[hit], r[hit]] = True
+    return out
