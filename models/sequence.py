@@ -211,8 +211,9 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
 
     def _context(self, user: UserState) -> tuple[np.ndarray, list[str]]:
         """Rows of the user's last items, latest first, and those items."""
-        items = [i for i in reversed(user.recent[-self.history :]) if i in self._row]
-        return np.asarray([self._row[i] for i in items], dtype=np.int64), items
+        row = self._row
+        items = [i for i in reversed(user.recent[-self.history :]) if i in row]
+        return np.fromiter(map(row.__getitem__, items), np.int64, len(items)), items
 
     def _scores(self, h: np.ndarray, n: int, rows: np.ndarray | None = None) -> np.ndarray:
         """Scores of the first ``n`` items (or of ``rows`` among them) for context ``h``."""

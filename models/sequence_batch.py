@@ -249,21 +249,24 @@ class SoftmaxBatches:
         """:meth:`recommend` for every user of ``batch`` at once: one matrix product of the
         users' contexts and the item (and tag) factors, in chunks of users; one top ``n``."""
         size = len(self._items)
-        users, parts, mines = [], [], []
+        users, ctxs, mines = [], [], []
         for b, user in enumerate(batch.users):
             ctx, mine = self._context(user)
             if len(ctx):
                 users.append(b)
-                parts.append(self._pos[: len(ctx), None] * self._E[ctx])
+                ctxs.append(ctx)
                 mines.append(mine)
         if not users or n <= 0:
             return Proposals.empty()
-        H = np.stack([p.sum(axis=0) for p in parts])
-        depth = max(len(p) for p in parts)
-        P = np.zeros((len(users), depth, self.n_factors), dtype=np.float32)
-        for x, p in enumerate(parts):
-            P[x, : len(p)] = p
-        lens = np.asarray([len(p) for p in parts])
+        # each user's recent items' weighted factors, padded with zeros, and their sums
+        lens = np.asarray([len(c) for c in ctxs])
+        depth = int(lens.max())
+        used = np.arange(depth)[None, :] < lens[:, None]
+        C = np.zeros((len(users), depth), dtype=np.int64)
+        C[used] = np.concatenate(ctxs)
+        P = self._pos[None, :depth, None] * self._E[C]
+        P[~used] = 0.0
+        H = P.sum(axis=1)
         tags = self._tag_matrix(size)
         ids = batch.vocab.rows(self._items)
         row_of = batch.vocab.row_of(self._items)
