@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 
 from models.checkpoint import dump_checkpoint_bytes, load_checkpoint_bytes
 from models.factory import default_hybrid
@@ -85,11 +89,18 @@ class ModelOwner:
         log.info("models restored from checkpoint at offsets %s", self.offsets)
 
     async def save(self) -> None:
-        """Checkpoint: the models are pickled on a thread, so the event loop keeps serving
-        (HTTP, heartbeats) meanwhile; whatever changes the models waits for :attr:`lock`."""
+        """Checkpoint. The models are snapshotted under :attr:`lock` (whatever changes them
+        waits) and pickled outside it: in a forked child, a copy-on-write snapshot (as Redis's
+        BGSAVE), so the stream goes on learning while it pickles; on a platform without
+        ``fork``, on a thread, holding the lock."""
         async with self.lock:
-            blob = await asyncio.to_thread(dump_checkpoint_bytes, self.engine)
             offsets, positions = dict(self.offsets), dict(self.update_positions)
+            if _CAN_FORK:
+                child = _fork_pickle(self.engine)
+            else:
+                blob = await asyncio.to_thread(dump_checkpoint_bytes, self.engine)
+        if _CAN_FORK:
+            blob = await asyncio.to_thread(child)
         meta = {
             "version": CHECKPOINT_VERSION,
             "worker": self.worker,
@@ -109,3 +120,37 @@ class ModelOwner:
             await self.save()
             if commit is not None:
                 await commit()
+
+
+#: Checkpoints pickle in a forked child where the platform forks (not Windows, not macOS's
+#: spawn-only runtimes); the child only pickles and writes a file, then exits.
+_CAN_FORK = hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def _fork_pickle(engine: HybridRecommender) -> Callable[[], bytes]:
+    """Fork a child that pickles ``engine`` as it is now into a temporary file and exits;
+    returns a blocking call (for a thread) that waits for the child and reads the pickle.
+    The child touches nothing but the models and that file: no event loop, no log, no
+    connection (another thread may hold their locks at the fork)."""
+    fd, path = tempfile.mkstemp(prefix="recstream-checkpoint-")
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(dump_checkpoint_bytes(engine))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(fd)
+
+    def wait() -> bytes:
+        try:
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError(f"checkpoint child {pid} failed (status {status})")
+            return Path(path).read_bytes()
+        finally:
+            Path(path).unlink(missing_ok=True)
+
+    return wait

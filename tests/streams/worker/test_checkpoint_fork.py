@@ -1,0 +1,53 @@
+"""A model checkpoint does not stop the stream: the models are pickled outside their lock, as
+they were when the checkpoint began (against a real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from models.checkpoint import load_checkpoint_bytes
+from models.hybrid import HybridRecommender
+from models.popularity import DecayedPopularity
+from state.store import RedisState
+from streams.settings import Settings
+from streams.worker import owner as owner_module
+from streams.worker.owner import ModelOwner
+
+pytestmark = pytest.mark.integration
+
+
+class SlowToPickle(DecayedPopularity):
+    """Popularity that takes a second to pickle (as a large model does)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        time.sleep(1.0)
+        return self.__dict__.copy()
+
+
+@pytest.mark.skipif(not owner_module._CAN_FORK, reason="checkpoints pickle on a thread here")
+def test_a_checkpoint_frees_the_models_while_it_pickles_what_they_were_when_it_began(
+    settings: Settings,
+) -> None:
+    async def scenario() -> None:
+        store = RedisState(settings.redis_url, settings.app_id)
+        engine = HybridRecommender({"popularity": SlowToPickle()}, fallback="popularity")
+        engine.sources["popularity"].learn_one(None, "before", ts=0.0)  # type: ignore[arg-type]
+        owner = ModelOwner(engine, store, interval=60.0, worker="w")
+        saving = asyncio.create_task(owner.save())
+        await asyncio.sleep(0.3)  # the checkpoint has begun and is pickling
+        assert not saving.done()
+        # free long before the pickle's second is over: the stream learns meanwhile
+        await asyncio.wait_for(owner.lock.acquire(), timeout=0.5)
+        engine.sources["popularity"].learn_one(None, "after", ts=0.0)  # type: ignore[arg-type]
+        owner.lock.release()
+        await saving
+        blob, _ = await store.load_models()
+        saved = load_checkpoint_bytes(blob)
+        assert saved.popularity("before") == 1.0 and saved.popularity("after") == 0.0
+        await store.close()
+
+    asyncio.run(scenario())
