@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     batch_wait: float = Field(
         0.05, gt=0, le=10, description="Seconds a batch waits to fill (latency vs throughput)."
     )
+    fetch_wait: float = Field(
+        0.03,
+        gt=0,
+        le=10,
+        description="Seconds a fetch may wait on the broker for records: the most a worker "
+        "that has caught up waits to see a new event on Tansu, which holds a fetch its whole "
+        "wait (Kafka answers as records arrive).",
+    )
     dedup_ttl: int = Field(
         7 * 24 * 3600, ge=60, description="Seconds an event_id is remembered for deduplication."
     )

@@ -66,6 +66,7 @@ def faust_app(settings: Settings) -> faust.App:
     # Faust's transport with a short fetch wait: Tansu holds a fetch its whole wait even when
     # records arrive, which made an idle worker see a new event up to 1.5 s late.
     app.transport = Transport(app.conf.broker_consumer, app)
+    app.transport.fetch_wait_ms = max(1, round(settings.fetch_wait * 1000))
     return app
 
 

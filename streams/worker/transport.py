@@ -4,9 +4,10 @@ Faust hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer: how long 
 hold a fetch for data to arrive. Kafka answers such a fetch as soon as a record arrives, but
 Tansu (the embedded broker) holds it for the whole wait, so a worker that had caught up saw
 the next event only when its pending fetch expired: 0 to 1.5 s after the event arrived,
-~0.75 s on average, on top of the processing. With :data:`FETCH_MAX_WAIT_MS` the worker sees
-it within that many milliseconds; on Kafka the only change is an idle consumer polling more
-often (a few small requests a second).
+~0.75 s on average, on top of the processing. With ``RECSTREAM_FETCH_WAIT`` (the transport's
+:attr:`Transport.fetch_wait_ms`, by default :data:`FETCH_MAX_WAIT_MS`) the worker sees it
+within that long; on Kafka the only change is an idle consumer polling more often (a few
+dozen small requests a second).
 
 The hook is Faust's consumer-thread factory and aiokafka's ``_fetch_max_wait_ms`` (read when
 the consumer starts its fetcher); ``faust-streaming`` is pinned below 0.16 in pyproject.toml,
@@ -21,8 +22,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 __all__ = ["FETCH_MAX_WAIT_MS", "Transport"]
 
-#: Longest a fetch waits on the broker for records, in milliseconds.
-FETCH_MAX_WAIT_MS = 100
+#: Longest a fetch waits on the broker for records, in milliseconds, unless set.
+FETCH_MAX_WAIT_MS = 30
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -30,7 +31,8 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by AIOKafkaConsumer.start()
+        # read by AIOKafkaConsumer.start()
+        consumer._fetch_max_wait_ms = getattr(transport, "fetch_wait_ms", FETCH_MAX_WAIT_MS)
         return consumer
 
 
@@ -40,6 +42,8 @@ class Consumer(faust_aiokafka.Consumer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """``kafka://`` as Faust has it, but for :data:`FETCH_MAX_WAIT_MS`."""
+    """``kafka://`` as Faust has it, but for the fetch wait."""
 
     Consumer = Consumer
+    #: longest a fetch of the worker's consumer waits on the broker, in milliseconds
+    fetch_wait_ms: int = FETCH_MAX_WAIT_MS
