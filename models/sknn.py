@@ -30,7 +30,14 @@ import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import context_items, top_items
-from models.ranking import KEY_SHIFT, Proposals, RankBatch, Vocab, name_rank, top_per_owner
+from models.ranking import (
+    KEY_SHIFT,
+    Proposals,
+    RankBatch,
+    Vocab,
+    top_per_owner,
+)
+from models.transitions import top_by_name
 
 __all__ = ["SessionKNN"]
 
@@ -258,7 +265,7 @@ class SessionKNN(Recommender):
         scores = np.bincount(e_inv, weights=nb_sim[e_nb], minlength=len(e_keys))
         k_owner, k_item = e_keys >> KEY_SHIFT, e_keys & ((1 << KEY_SHIFT) - 1)
         live = np.flatnonzero(batch.allowed(k_owner, k_item))
-        top = live[top_per_owner(k_owner[live], scores[live], n, name_rank(vocab, k_item[live]))]
+        top = live[top_by_name(k_owner[live], k_item[live], scores[live], n, vocab)]
 
         def explain(entries: np.ndarray) -> list[list[str]]:
             # the (up to) two context items behind the neighbours that hold the candidate

@@ -37,7 +37,7 @@ from models.common import (
     positive_evidence,
     top_items,
 )
-from models.ranking import KEY_SHIFT, Proposals, RankBatch, name_rank, top_per_owner
+from models.ranking import KEY_SHIFT, Proposals, RankBatch, Vocab, name_rank
 
 __all__ = ["TransitionModel"]
 
@@ -177,15 +177,19 @@ class TransitionModel(Recommender):
         k_owner, k_item = keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
         ok = np.isfinite(scores) & (scores > 0) & batch.allowed(k_owner, k_item)
         live = np.flatnonzero(ok)
-        top = live[top_per_owner(k_owner[live], scores[live], n, name_rank(vocab, k_item[live]))]
-        # because: the context item with the largest part (the first of equals)
-        lead = np.lexsort((part, -parts, inverse))
-        first = lead[np.r_[True, inverse[lead][1:] != inverse[lead][:-1]]]
-        best = np.empty(len(keys), dtype=np.int64)
-        best[inverse[first]] = part[first]
+        top = live[top_by_name(k_owner[live], k_item[live], scores[live], n, vocab)]
 
         def explain(entries: np.ndarray) -> list[list[str]]:
-            return [[rows[p]] for p in best[top[entries]].tolist()]
+            # the context item with the largest part (the first of equals)
+            wanted = top[entries]
+            mark = np.zeros(len(keys), dtype=bool)
+            mark[wanted] = True
+            sel = np.flatnonzero(mark[inverse])
+            lead = sel[np.lexsort((part[sel], -parts[sel], inverse[sel]))]
+            first = lead[np.r_[True, inverse[lead][1:] != inverse[lead][:-1]]]
+            best = np.empty(len(keys), dtype=np.int64)
+            best[inverse[first]] = part[first]
+            return [[rows[p]] for p in best[wanted].tolist()]
 
         return Proposals(k_owner[top], k_item[top], scores[top], explain)
 
@@ -201,3 +205,29 @@ class TransitionModel(Recommender):
         self._out.pop(item_id, None)
         for row in self._next.values():  # rare (catalogue deletes): a full scan is acceptable
             row.pop(item_id, None)
+
+
+def top_by_name(
+    owner: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int, vocab: Vocab
+) -> np.ndarray:
+    """What :func:`models.ranking.top_per_owner_by_name` gives (each owner's ``k`` best
+    entries, best first, equal scores by item name; ``owner`` grouped in increasing order),
+    with names ranked only for the entries that tie with another of their owner's."""
+    if not len(owner) or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((-scores, owner))
+    o, s = owner[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])
+    counts = np.diff(np.r_[starts, len(order)])
+    keep = np.flatnonzero(s >= np.repeat(s[starts + np.minimum(k, counts) - 1], counts))
+    same = (o[1:] == o[:-1]) & (s[1:] == s[:-1])
+    tied = keep[(np.r_[same, False] | np.r_[False, same])[keep]]  # runs of equal scores
+    if len(tied):  # each run (in place) by name
+        run = np.cumsum(np.r_[True, ~same])[tied]
+        tied_order = np.lexsort((name_rank(vocab, items[order[tied]]), run))
+        at = np.searchsorted(keep, tied)
+        keep[at] = tied[tied_order]
+    group = o[keep]
+    first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    place = np.arange(len(keep)) - np.repeat(first, np.diff(np.r_[first, len(keep)]))
+    return order[keep[place < k]]

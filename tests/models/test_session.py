@@ -171,3 +171,24 @@ def test_session_knn_keeps_every_item_of_finished_sessions_in_the_worker_order()
     for first, second in ("ab", "cd"):
         recs = knn.recommend(session_user(first), k=5, exclude={first})
         assert [c.item_id for c in recs] == [second]
+
+
+def test_top_by_name_is_the_per_owner_top_with_ties_by_name() -> None:
+    """The batched rankings' cut (names ranked only where scores tie) against the plain one."""
+    import numpy as np
+
+    from models.ranking import Vocab, name_rank, top_per_owner
+    from models.transitions import top_by_name
+
+    rng = np.random.default_rng(5)
+    vocab = Vocab()
+    vocab.intern([f"i{n}" for n in rng.permutation(300)])  # ids not in name order
+    for _ in range(50):
+        size = int(rng.integers(1, 400))
+        owner = np.sort(rng.integers(0, 12, size))
+        keys = np.unique((owner << 32) | rng.integers(0, 300, size))  # one entry per item
+        owner, items = keys >> 32, keys & 0xFFFFFFFF
+        scores = rng.integers(1, 6, len(keys)) / 4.0  # many ties
+        for k in (1, 3, 50):
+            want = top_per_owner(owner, scores, k, name_rank(vocab, items))
+            assert top_by_name(owner, items, scores, k, vocab).tolist() == want.tolist()
