@@ -31,6 +31,7 @@ of evidence changes; evidence that has decayed to nothing is dropped.
 from __future__ import annotations
 
 from collections.abc import Collection
+from itertools import chain
 
 import numpy as np
 
@@ -279,22 +280,35 @@ class ItemCooccurrence(Recommender):
                 w *= self.history_decay
         if not owner or n <= 0:
             return Proposals.empty()
-        cache = {i: self._neighbours(i) for i in set(rows)}
-        sizes = [len(cache[i][0]) for i in rows]
-        part = np.repeat(np.arange(len(rows)), sizes)
-        cand = np.concatenate([cache[i][0] for i in rows])
+        # each distinct item's neighbour row read once, into one flat pair of arrays
+        distinct = list(dict.fromkeys(rows))
+        co = self._co
+        sizes = np.fromiter((len(co[i]) for i in distinct), dtype=np.int64, count=len(distinct))
+        total = int(sizes.sum())
+        keys = np.fromiter(chain.from_iterable(co[i].keys() for i in distinct), np.int64, total)
+        counts = np.fromiter(chain.from_iterable(co[i].values() for i in distinct), float, total)
+        at = {i: d for d, i in enumerate(distinct)}
+        d = np.fromiter((at[i] for i in rows), dtype=np.int64, count=len(rows))
+        lens = sizes[d]  # the rows' entries, row after row
+        first = np.repeat(np.cumsum(sizes)[d] - lens - (np.cumsum(lens) - lens), lens)
+        flat = first + np.arange(len(first))
+        part = np.repeat(np.arange(len(rows)), lens)
+        cand, n_j = keys[flat], self._n[keys[flat]]
+        live = n_j > 0  # neighbours forgotten since: no count
+        part, cand = part[live], cand[live]
         scale = np.asarray(weight) / self._n[rows] ** self.alpha
-        sims = self._sims(
-            np.concatenate([cache[i][1] for i in rows]),
-            np.concatenate([cache[i][2] for i in rows]),
-            scale[part],
-        )
+        sims = self._sims(counts[flat[live]], n_j[live] ** (1.0 - self.alpha), scale[part])
         who = np.asarray(owner, dtype=np.int64)[part]
-        k_owner, k_cand, scores, inverse = sum_per_owner(
-            who, cand, sims, len(batch), len(self._items)
-        )
+        size = len(self._items)
+        k_owner, k_cand, scores, inverse = sum_per_owner(who, cand, sims, len(batch), size)
         ids = batch.vocab.rows(self._items)
-        ok = np.isfinite(scores) & (scores > 0) & batch.allowed(k_owner, ids[k_cand])
+        ex_owner, ex_rows = batch.excluded_rows(batch.vocab.row_of(self._items))
+        seen = np.isin(  # by a table of owner x row cells when it is small
+            k_owner * size + k_cand,
+            ex_owner * size + ex_rows,
+            kind="table" if len(batch) * size <= 1 << 24 else "sort",
+        )
+        ok = np.isfinite(scores) & (scores > 0) & ~seen
         live = np.flatnonzero(ok)
         top = live[
             top_per_owner_by_cand(
