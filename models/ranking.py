@@ -20,6 +20,7 @@ phase and keeps the top ``k`` per user, without a Python loop over candidates.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -384,9 +385,7 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
         if not len(p):
             continue
         finite = np.isfinite(p.scores)
-        top = np.full(n_users, -np.inf)
-        np.maximum.at(top, p.owner[finite], p.scores[finite])
-        best = top[p.owner]
+        best = _best_per_owner(p.owner, np.where(finite, p.scores, -np.inf), n_users)[p.owner]
         keep = np.flatnonzero(finite & (p.scores > 0) & (best > 0))
         o = p.owner[keep]
         owners.append(o)
@@ -415,35 +414,49 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
         (int(key_owner[best[a]]), best[a:b].tolist())
         for a, b in zip(starts.tolist(), np.r_[starts[1:], len(best)].tolist(), strict=True)
     ]
-    # the sources and reasons behind each chosen item, in phase order
+    # the sources and reasons behind each chosen item, in phase order: the entries of the
+    # chosen pairs, grouped by pair (each pair's entries in phase order)
     picked = np.zeros(len(keys), dtype=bool)
     picked[best] = True
     sel = np.flatnonzero(picked[inverse])
     sel = sel[np.argsort(inverse[sel], kind="stable")]
     sel_which = which_e[sel]
-    reasons: dict[int, list[str]] = {}
+    why: list[list[str]] = [[]] * len(sel)
     for s in np.unique(sel_which).tolist():
-        mine = sel[sel_which == s]
-        reasons.update(zip(mine.tolist(), sources[s].proposals.explain(entry[mine]), strict=True))
+        mine = np.flatnonzero(sel_which == s)
+        for at, reasons in zip(
+            mine.tolist(), sources[s].proposals.explain(entry[sel[mine]]), strict=True
+        ):
+            why[at] = reasons
     names = [src.name for src in sources]
-    by_key: dict[int, tuple[list[str], list[str]]] = {}
-    for e, key, s in zip(sel.tolist(), inverse[sel].tolist(), sel_which.tolist(), strict=True):
-        why = reasons[e]
-        got = by_key.get(key)
-        if got is None:
-            by_key[key] = ([names[s]], list(why))
-            continue
-        got[0].append(names[s])
-        because = got[1]
-        for b in why:
-            if b not in because:
-                because.append(b)
+    named = [names[s] for s in sel_which.tolist()]
+    sel_key = inverse[sel]
+    lo = np.searchsorted(sel_key, best, side="left").tolist()
+    hi = np.searchsorted(sel_key, best, side="right").tolist()
+    at_of = dict(zip(best.tolist(), zip(lo, hi, strict=True), strict=True))
     names_of = batch.vocab.names
     item_of = key_item.tolist()
     score_of = score.tolist()
+    chain = itertools.chain.from_iterable
     for b, rows in chosen:
-        out[b] = [Candidate(names_of[item_of[r]], score_of[r], *by_key[r]) for r in rows]
+        ranked = out[b]
+        for r in rows:
+            a, z = at_of[r]
+            because = why[a] if z - a == 1 else list(dict.fromkeys(chain(why[a:z])))
+            ranked.append(Candidate(names_of[item_of[r]], score_of[r], named[a:z], list(because)))
     return out
+
+
+def _best_per_owner(owner: np.ndarray, scores: np.ndarray, n_owners: int) -> np.ndarray:
+    """Each owner's highest score (``-inf`` for none): a reduction per run of equal owners when
+    they come grouped (as sources propose them), ``np.maximum.at`` otherwise."""
+    top = np.full(n_owners, -np.inf)
+    if len(owner) and np.all(owner[1:] >= owner[:-1]):
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        top[owner[starts]] = np.maximum.reduceat(scores, starts)
+    else:
+        np.maximum.at(top, owner, scores)
+    return top
 
 
 def top_per_owner_by_name(
@@ -454,12 +467,22 @@ def top_per_owner_by_name(
     ``k``-th best (ties kept), so only those few are ranked by name."""
     if not len(owner) or k <= 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((-scores, owner))
-    starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
-    counts = np.diff(np.r_[starts, len(order)])
-    kth = scores[order[starts + np.minimum(k, counts) - 1]]
-    keep = order[scores[order] >= np.repeat(kth, counts)]
-    keep.sort()  # grouped by owner again, in entry order
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    counts = np.diff(np.r_[starts, len(owner)])
+    widest = int(counts.max())
+    group = np.repeat(np.arange(len(starts)), counts)
+    if k >= widest:
+        keep = np.arange(len(owner))
+    elif len(starts) * widest <= 4 * len(owner) + (1 << 16):
+        # each owner's k-th best score from a dense owners x entries grid (no sort)
+        grid = np.full((len(starts), widest), -np.inf)
+        grid[group, np.arange(len(owner)) - starts[group]] = scores
+        kth = -np.partition(-grid, k - 1, axis=1)[:, k - 1]
+        keep = np.flatnonzero(scores >= kth[group])
+    else:  # one owner with far more entries than the others: sort instead
+        order = np.lexsort((-scores, owner))
+        kth = scores[order[starts + np.minimum(k, counts) - 1]]
+        keep = np.sort(order[scores[order] >= kth[group]])
     best = top_per_owner(owner[keep], scores[keep], k, name_rank(vocab, items[keep]))
     return keep[best]
 
