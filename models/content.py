@@ -57,6 +57,10 @@ def tokenize(text: str) -> list[str]:
     return [t for t in _TOKEN.findall(text.lower()) if len(t) > 1 and t not in STOPWORDS]
 
 
+def _strength(feature: tuple[str, float]) -> float:
+    return abs(feature[1])
+
+
 def _tag_feature(tag: str) -> str:
     return "tag:" + "-".join(str(tag).lower().split())
 
@@ -225,7 +229,11 @@ class ContentModel(Recommender):
         if vec is None or not math.isfinite(weight) or weight == 0 or not math.isfinite(ts):
             return
         weight = max(-self.max_weight, min(self.max_weight, weight))
-        profile = {f: v for f, v in user.profile.items() if math.isfinite(v)}
+        profile = user.profile
+        if math.isfinite(sum(profile.values())):  # every value finite (the usual case): a copy
+            profile = dict(profile)
+        else:
+            profile = {f: v for f, v in profile.items() if math.isfinite(v)}
         last = user.profile_ts
         if last is not None and math.isfinite(last) and ts < last:
             weight *= 2.0 ** (-(last - ts) / self.half_life)  # a late event counts less
@@ -234,12 +242,14 @@ class ContentModel(Recommender):
             profile = {f: v * decay for f, v in profile.items()}
         for f, w in vec.items():
             profile[f] = profile.get(f, 0.0) + weight * w
-        top = max((abs(v) for v in profile.values()), default=0.0)
+        # the strongest first (equals in the profile's order), then those above the floor
+        ranked = sorted(profile.items(), key=_strength, reverse=True)
+        top = abs(ranked[0][1]) if ranked else 0.0
         scale = 1e3 / top if top > 1e3 else 1.0  # cosine ignores scale; keep numbers small
         floor = 1e-9 * top
-        strong = [(f, v) for f, v in profile.items() if abs(v) > floor]
-        kept = heapq.nlargest(self.max_profile_features, strong, key=lambda kv: abs(kv[1]))
-        user.profile = {f: float(v * scale) for f, v in kept}
+        user.profile = {
+            f: float(v * scale) for f, v in ranked[: self.max_profile_features] if abs(v) > floor
+        }
         user.profile_ts = ts if last is None or not math.isfinite(last) else max(last, ts)
 
     # -- retrieval ---------------------------------------------------------------------------

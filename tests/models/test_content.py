@@ -112,6 +112,18 @@ def test_bad_weights_do_not_poison(bad: float) -> None:
     assert model.recommend(user, k=3)
 
 
+def test_a_profile_holding_non_finite_values_learns_without_them() -> None:
+    model = ContentModel()
+    catalogue(model)
+    clean, poisoned = UserState("u"), UserState("v")
+    for user in (clean, poisoned):
+        model.learn_one(user, "horror-1", ts=0.0)
+    poisoned.profile = {**poisoned.profile, "x": math.nan, "y": math.inf, "z": -math.inf}
+    for user in (clean, poisoned):
+        model.learn_one(user, "horror-2", ts=1.0)
+    assert poisoned.profile == clean.profile
+
+
 def test_dislike_subtracts_and_decay_forgets() -> None:
     model = ContentModel(half_life=10.0)
     catalogue(model)
