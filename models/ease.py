@@ -9,9 +9,11 @@ they are similar to each other, which is what makes it strong on long histories.
 Here ``G`` is the windowed, recency-weighted co-occurrence that :class:`models.cf.ItemCooccurrence`
 already keeps (so it is learned one event at a time, in bounded memory), and its diagonal the
 items' interaction counts. Every ``refit_every`` events the model solves EASE on the
-``max_items`` most interacted items. The solve is ``O(max_items ** 3)`` (about a second
-for 2,000 items on a small machine), so it runs on a background thread (numpy's LAPACK releases
-the GIL) while events keep flowing, and its result is put in use by the lists asked for
+``max_items`` most interacted items. The solve is ``O(max_items ** 3)`` (0.2-0.3 s of CPU
+for 2,000 items on a small machine), so a head past ``refit_items`` items is solved less
+often (the interval grows with the cube of its size: the same solve CPU per event), and the
+solve runs on a background thread (LAPACK called with the GIL released) while events keep
+flowing; its result is put in use by the lists asked for
 ``refit_every // 4`` or more events after it started (waiting for it only if it is not done by
 then; learning never waits): the same lists always see the same weights, whatever the
 machine's speed. A user's candidates are their recent items'
@@ -128,18 +130,26 @@ class ItemEASE(ItemCooccurrence):
 
     Parameters:
         l2: ridge penalty of the regression (in units of interaction counts).
-        refit_every: events between two solves.
+        refit_every: events between two solves of a head of up to ``refit_items`` items.
+        refit_items: a larger head of ``m`` items is solved every ``refit_every * (m /
+            refit_items) ** 3`` events: the solve costs ``O(m ** 3)``, so its CPU per event
+            stays that of a ``refit_items`` head (``max_items``: never scaled).
         max_items: the most interacted items the solve covers.
         window, window_decay, max_neighbors, history, history_decay: as in
             :class:`~models.cf.ItemCooccurrence` (the co-occurrence and the user's items).
     """
 
     name = "ease"
+    #: What a model pickled before the interval scaled with the head does (never scaled).
+    refit_items: int = 2000
+    #: Events between the last solve started and the next one (``refit_every`` at first).
+    _interval: int = 0
 
     def __init__(
         self,
         l2: float = 500.0,
         refit_every: int = 500,
+        refit_items: int = 1000,
         max_items: int = 2000,
         window: int = 50,
         window_decay: float = 0.95,
@@ -154,10 +164,11 @@ class ItemEASE(ItemCooccurrence):
             history=history,
             history_decay=history_decay,
         )
-        if not l2 > 0 or refit_every < 1 or max_items < 2:
-            raise ValueError("need l2 > 0, refit_every >= 1 and max_items >= 2")
+        if not l2 > 0 or refit_every < 1 or refit_items < 2 or max_items < 2:
+            raise ValueError("need l2 > 0, refit_every >= 1, refit_items >= 2 and max_items >= 2")
         self.l2 = l2
         self.refit_every = refit_every
+        self.refit_items = refit_items
         self.max_items = max_items
         self._since_fit = 0
         self._B: np.ndarray | None = None  # (m, m) float32 weights over the head items
@@ -187,13 +198,23 @@ class ItemEASE(ItemCooccurrence):
         if counted is not None and dense is not None:
             self._mirror(*counted)
         self._since_fit += 1
-        if self._since_fit >= self.refit_every:
+        if self._since_fit >= max(self.refit_every, self._interval):
             self._since_fit = 0
             if self._pending is not None:  # no list was asked for since it was due
                 self._install()
             head, gram = self._gram()
+            self._interval = self._refit_interval(len(head))
             if len(head) >= 2:
                 self._pending = (_solver().submit(solve_ease, gram, self.l2), head)
+
+    def _refit_interval(self, m: int) -> int:
+        """Events until the solve after one of a head of ``m`` items: ``refit_every``, times
+        ``(m / refit_items) ** 3`` past ``refit_items`` items (the same solve work per event).
+
+        >>> ItemEASE(refit_every=500, refit_items=1000)._refit_interval(2000)
+        4000
+        """
+        return max(self.refit_every, round(self.refit_every * (m / self.refit_items) ** 3))
 
     def refit(self) -> None:
         """Solve EASE on the current counts now, in this thread."""
@@ -359,10 +380,19 @@ class ItemEASE(ItemCooccurrence):
         for u, b in enumerate(users):
             R[u, : len(rows[b])] = rows[b]
             W[u, : len(rows[b])] = weights[b]
-        scores = np.zeros((len(users), len(self._head)), dtype=np.float32)
-        for p in range(depth):  # summed in the user's order, as recommend sums its parts
-            has = np.flatnonzero(R[:, p] >= 0)
-            scores[has] += self._B[R[has, p]] * W[has, p, None]
+        # summed in the user's order, as recommend sums its parts; users with the most rows
+        # first, so that those with a row ``p`` are a prefix (no gather and scatter of scores)
+        lens = (R >= 0).sum(axis=1)
+        order = np.argsort(-lens, kind="stable")
+        summed = np.zeros((len(users), len(self._head)), dtype=np.float32)
+        part = np.empty_like(summed)
+        for p in range(depth):
+            k = int(np.count_nonzero(lens > p))
+            np.take(self._B, R[order[:k], p], axis=0, out=part[:k])
+            part[:k] *= W[order[:k], p, None]
+            summed[:k] += part[:k]
+        scores = np.empty_like(summed)
+        scores[order] = summed
         local = np.full(len(batch), -1, dtype=np.int64)
         local[users] = np.arange(len(users))
         ids = batch.vocab.rows(self._items)[self._head]
@@ -382,11 +412,10 @@ class ItemEASE(ItemCooccurrence):
             eu, ec = u[entries], cols[entries]
             parts = np.where(R[eu] >= 0, self._B[R[eu], ec[:, None]] * W[eu], -np.inf)
             lead = np.argsort(-parts, axis=1, kind="stable")[:, :2]
+            adds = np.take_along_axis(parts, lead, axis=1) > 0
             return [
-                [names[x][p] for p in lead_x if part_x[p] > 0]
-                for x, lead_x, part_x in zip(
-                    eu.tolist(), lead.tolist(), parts.tolist(), strict=True
-                )
+                [names[x][p] for p, add in zip(lead_x, adds_x, strict=True) if add]
+                for x, lead_x, adds_x in zip(eu.tolist(), lead.tolist(), adds.tolist(), strict=True)
             ]
 
         return Proposals(

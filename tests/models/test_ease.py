@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 import numpy as np
@@ -129,3 +130,23 @@ def test_solve_ease_gives_the_weights_of_scipys_lapack_wrappers() -> None:
     expected = -inverse / np.diag(inverse)
     np.fill_diagonal(expected, 0.0)
     assert np.array_equal(solve_ease(x.T @ x, l2=3.0), expected.astype(np.float32))
+
+
+def test_a_head_past_refit_items_is_solved_less_often() -> None:
+    # 61 items: a head of 40 (max_items) past 20 (refit_items) is solved every
+    # 10 * (40 / 20) ** 3 = 80 events, not every 10
+    solves: list[int] = []
+    model = ItemEASE(refit_every=10, refit_items=20, max_items=40)
+    events = block_stream(seed=8, n_events=600)
+    users: dict[str, UserState] = {}
+    for n, (user_id, item) in enumerate(events, start=1):
+        user = users.setdefault(user_id, UserState(user_id))
+        pending = model._pending
+        model.learn_one(user, item, ts=float(n))
+        user.observe(item, ts=float(n))
+        if model._pending is not None and model._pending is not pending:
+            solves.append(n)
+    assert len(model._head) == 40 and model._interval == 80
+    gaps = [b - a for a, b in itertools.pairwise(solves)]
+    assert gaps and set(gaps[-3:]) == {80}
+    assert ItemEASE(refit_every=10, refit_items=20)._refit_interval(10) == 10
