@@ -232,8 +232,9 @@ class ImplicitMF(Recommender):
         """The events in steps of at most ``max_batch``, each step holding at most one event of
         a user (a user's events in their order, one step after another: a user's vector and
         recent items move between their events, as one event at a time): each step's
-        gradients are taken at its start and applied together, the negatives, new items and
-        users drawn as :meth:`learn_one` draws them, event by event."""
+        gradients are taken at its start and applied together. New items and users are drawn
+        as :meth:`learn_one` draws them, event by event; the step's negatives in one draw
+        (uniform over the catalogue as it stands after the step's new items)."""
         if self.max_batch <= 1:
             return super().learn_many(users, events)
         failed: dict[int, Exception] = {}
@@ -251,23 +252,22 @@ class ImplicitMF(Recommender):
         return failed
 
     def _step(self, users: Sequence[UserState], events: Sequence[Event]) -> None:
-        uids, ctxs, rows, negs, weights = [], [], [], [], []
+        uids, ctxs, rows, weights = [], [], [], []
         for user, event in zip(users, events, strict=True):
             weight = event.weight
             if not math.isfinite(weight) or weight == 0:
                 continue
-            ctx = self._context_rows(user)
-            row = self._item_row(event.item_id)
+            ctxs.append(self._context_rows(user))
+            rows.append(self._item_row(event.item_id))
             self._user_vec(user.user_id)
-            neg = self._negatives(row)
-            if len(neg):
-                uids.append(user.user_id)
-                ctxs.append(ctx)
-                rows.append(row)
-                negs.append(neg)
-                weights.append(max(-self.max_weight, min(self.max_weight, weight)))
+            uids.append(user.user_id)
+            weights.append(max(-self.max_weight, min(self.max_weight, weight)))
         if not rows:
             return
+        row = np.asarray(rows)
+        # the step's negatives in one draw (a call per event costs more than the step's maths)
+        N = self._rng.integers(0, len(self._row_items), (len(rows), self.n_negatives))
+        has_neg = (row[:, None] != N) & self._alive[N]
         lr, l2 = self.lr, self.l2
         who = list(dict.fromkeys(uids))
         of = {uid: x for x, uid in enumerate(who)}
@@ -278,13 +278,9 @@ class ImplicitMF(Recommender):
         n_ctx = has_ctx.sum(axis=1)
         Pc = self._P[np.maximum(C, 0)] * has_ctx[:, :, None]
         full = U[eu] + Pc.sum(axis=1) / np.maximum(n_ctx, 1)[:, None]
-        N = _padded(negs)
-        has_neg = N >= 0
-        row = np.asarray(rows)
         w = np.asarray(weights)
         sign = np.where(w > 0, 1.0, -1.0)
-        vi, Vj = self._V[row], self._V[np.maximum(N, 0)]
-        bi, bj = self._b[row], self._b[np.maximum(N, 0)]
+        vi, Vj, bi, bj = self._V[row], self._V[N], self._b[row], self._b[N]
         x = sign[:, None] * (
             (vi * full).sum(axis=1)[:, None] - np.einsum("ekd,ed->ek", Vj, full) + bi[:, None] - bj
         )
@@ -293,7 +289,8 @@ class ImplicitMF(Recommender):
         g_user = g_sum[:, None] * vi - np.einsum("ek,ekd->ed", g, Vj)
         d_u = -lr * (g_user + l2 * U[eu])
         d_vi = -lr * (g_sum[:, None] * full + l2 * vi)
-        ok = np.isfinite(d_u).all(axis=1) & np.isfinite(d_vi).all(axis=1)  # never poison
+        ok = has_neg.any(axis=1)  # an event without a negative learns nothing, as learn_one
+        ok &= np.isfinite(d_u).all(axis=1) & np.isfinite(d_vi).all(axis=1)  # never poison
         ok &= np.isfinite(U[eu] + d_u).all(axis=1) & np.isfinite(vi + d_vi).all(axis=1)
         keep = ok[:, None]
         d_Vj = -lr * (-g[:, :, None] * full[:, None, :] + l2 * Vj)
@@ -310,10 +307,11 @@ class ImplicitMF(Recommender):
         touched = np.unique(np.concatenate([row, N[has_neg], C[has_ctx]]))
         for param in (self._V, self._P, self._b):
             param[touched] = np.clip(param[touched], -_BOUND, _BOUND)
+        U = np.clip(U, -_BOUND, _BOUND)
         for x_, uid in enumerate(who):
             vec = self._users.get(uid)
             if vec is not None:  # not evicted meanwhile
-                vec[:] = np.clip(U[x_], -_BOUND, _BOUND)
+                vec[:] = U[x_]
 
     def forget_item(self, item_id: str) -> None:
         if drop_row(self._row, self._row_items, self._alive, item_id) is None:
@@ -347,6 +345,22 @@ class ImplicitMF(Recommender):
         mean = self._P[ctx].mean(axis=0)
         return mean if vec is None else vec + mean
 
+    def _user_vectors(self, own: list[np.ndarray | None], ctxs: list[list[int]]) -> np.ndarray:
+        """:meth:`user_vector` of many users at once, from each one's factors (None: not held)
+        and context rows (the same sums, so the same vectors)."""
+        U = np.zeros((len(own), self.n_factors))
+        held = [x for x, vec in enumerate(own) if vec is not None]
+        if held:
+            U[held] = np.stack([own[x] for x in held])
+        C = _padded(ctxs)
+        if C.shape[1]:
+            used = C >= 0
+            n_ctx = used.sum(axis=1)
+            mean = (self._P[np.maximum(C, 0)] * used[:, :, None]).sum(axis=1)
+            mean /= np.maximum(n_ctx, 1)[:, None]
+            U[n_ctx > 0] += mean[n_ctx > 0]
+        return U
+
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
     ) -> list[Candidate]:
@@ -379,15 +393,16 @@ class ImplicitMF(Recommender):
         """:meth:`recommend` for every user of ``batch`` at once: one matrix product of the
         users' vectors and the item factors (in chunks of users), one top ``n`` per row."""
         size = len(self._row_items)
-        users, vecs = [], []
+        users, own, ctxs = [], [], []
         for b, user in enumerate(batch.users):
-            u = self.user_vector(user)
-            if u is not None:
+            vec, ctx = self._users.get(user.user_id), self._context_rows(user)
+            if vec is not None or ctx:
                 users.append(b)
-                vecs.append(u)
+                own.append(vec)
+                ctxs.append(ctx)
         if not users or n <= 0 or size == 0:
             return Proposals.empty()
-        U = np.stack(vecs)
+        U = self._user_vectors(own, ctxs)
         ids = batch.vocab.rows(self._row_items)
         row_of = batch.vocab.row_of(self._row_items)
         local = np.full(len(batch), -1, dtype=np.int64)
@@ -438,10 +453,10 @@ class ImplicitMF(Recommender):
             eu, er = at[entries], rows[entries]
             sims = np.einsum("ed,epd->ep", self._V[er], self._V[R[eu]])
             sims[R[eu] < 0] = -np.inf
-            nearest = np.argmax(sims, axis=1)
+            nearest = R[eu, np.argmax(sims, axis=1)]
             return [
-                [self._row_items[R[x, p]]] if R[x, 0] >= 0 else []  # type: ignore[list-item]
-                for x, p in zip(eu.tolist(), nearest.tolist(), strict=True)
+                [self._row_items[r]] if r >= 0 else []  # type: ignore[list-item]
+                for r in nearest.tolist()
             ]
 
         return Proposals(

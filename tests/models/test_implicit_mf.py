@@ -6,6 +6,7 @@ import math
 import pickle
 import random
 
+import numpy as np
 import pytest
 
 from models.base import UserState
@@ -83,3 +84,39 @@ def test_implicit_user_cap_and_pickle() -> None:
     for m in (model, clone):  # same seed, same state: learning stays identical
         m.learn_one(users["u3"], "a2", ts=9.0)
     assert clone.recommend(users["u3"], k=5) == model.recommend(users["u3"], k=5)
+
+
+def test_a_minibatch_step_moves_only_its_items_negatives_and_users() -> None:
+    # One step of 3 events (3 users): the positives move, every other moved row is one of the
+    # step's negatives (live items, never the event's own positive), a dead item never moves.
+    from models.events import Event
+
+    model = ImplicitMF(n_factors=4, n_negatives=3, seed=5)
+    train_implicit(model, two_blocks(events=300))
+    model.forget_item("b7")
+    before_V, before_b = model._V.copy(), model._b.copy()
+    drawn: list[np.ndarray] = []
+
+    class Spy:  # the model's generator, recording what ``integers`` draws
+        def __init__(self, rng: np.random.Generator) -> None:
+            self.rng = rng
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.rng, name)
+
+        def integers(self, *args: object, **kwargs: object) -> np.ndarray:
+            drawn.append(self.rng.integers(*args, **kwargs))  # type: ignore[call-overload]
+            return drawn[-1]
+
+    model._rng = Spy(model._rng)  # type: ignore[assignment]
+    steps = [("u1", "a2"), ("u2", "a3"), ("u25", "b4")]
+    users = [UserState(u) for u, _ in steps]
+    events = [Event(u, item, 0.0, "view", None, None) for u, item in steps]
+    assert model.learn_many(users, events) == {}
+    (negatives,) = drawn
+    assert negatives.shape == (3, 3)
+    moved = set(np.flatnonzero((before_V != model._V).any(axis=1) | (model._b != before_b)))
+    positives = {model._row[item] for _, item in steps}
+    live = {r for r in negatives.ravel().tolist() if model._alive[r]}
+    assert positives <= moved <= positives | live
+    assert model._row_items.index(None) not in moved  # b7, forgotten
