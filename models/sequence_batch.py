@@ -124,15 +124,12 @@ class SoftmaxBatches:
         H = np.einsum("ep,epd->ed", weight, Ectx)
         tags = self._tag_matrix(n)
         full = n <= self.full_softmax_items
-        if full:
-            cols = np.arange(n)
-            log_q = np.zeros(n, dtype=np.float32)
-        else:
-            cols, log_q = self._draw(n)
+        cols = np.arange(n) if full else self._draw(n)
         # logits: the target of each event, then the shared columns (its own target there
         # removed, as it is from an event's own draw)
         rows = np.concatenate([T, cols])
-        logq_t = np.zeros(m, dtype=np.float32) if full else self._log_q(T, n)
+        log_q = np.zeros(len(rows), dtype=np.float32) if full else self._log_q(rows, n)
+        logq_t, log_q = log_q[:m], log_q[m:]
         scores = H @ self._W[rows].T + self._b[rows]
         if tags is not None:
             scores += np.asarray((tags[rows] @ (self._U @ H.T)).T, dtype=np.float32)
@@ -188,21 +185,21 @@ class SoftmaxBatches:
         self._gpos[:depth] += (g_pos**2).sum(axis=0)
         self._pos[:depth] -= 0.1 * self.lr * g_pos.sum(axis=0) / np.sqrt(self._gpos[:depth])
 
-    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(self, n: int) -> np.ndarray:
         """One draw of ``n_negatives`` items for a step (as each event draws its own one at a
-        time) and each one's log expected count in the draw."""
+        time)."""
         filled = min(self._recent_n, RECENT)
         k = self.n_negatives
         from_recent = int(k * self.recent_share) if filled else 0
-        drawn = np.concatenate(
+        return np.concatenate(
             [
                 self._recent[self._rng.integers(0, filled, from_recent)] if filled else [],
                 self._rng.integers(0, n, k - from_recent),
             ]
         ).astype(np.int64)
-        return drawn, self._log_q(drawn, n)
 
     def _log_q(self, rows: np.ndarray, n: int) -> np.ndarray:
+        """Each of ``rows``' log expected count in a step's draw."""
         filled = min(self._recent_n, RECENT)
         k = self.n_negatives
         from_recent = int(k * self.recent_share) if filled else 0
