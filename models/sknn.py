@@ -35,7 +35,6 @@ from models.ranking import (
     Proposals,
     RankBatch,
     Vocab,
-    top_per_owner,
 )
 from models.transitions import top_by_name
 
@@ -323,9 +322,10 @@ class SessionKNN(Recommender):
 
 
 def _top_neighbors(owner: np.ndarray, sims: np.ndarray, sid: np.ndarray, k: int) -> np.ndarray:
-    """``top_per_owner(owner, sims, k, -sid)`` (ties: the newer session) for ``owner`` in
-    increasing order: each owner's entries below its ``k``-th best similarity are dropped
-    first (a partition), so only the few left are sorted."""
+    """``top_per_owner(owner, sims, k, -sid)`` (ties: the newer session) for entries sorted
+    by owner, then sid: each owner's entries below its ``k``-th best similarity are dropped
+    first (a partition); the rest, taken newest first, are sorted stably by similarity, then
+    by owner (a radix sort)."""
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     ends = np.r_[starts[1:], len(owner)]
     keep = np.ones(len(owner), dtype=bool)
@@ -333,5 +333,11 @@ def _top_neighbors(owner: np.ndarray, sims: np.ndarray, sid: np.ndarray, k: int)
         if b - a > k:
             mine = sims[a:b]
             keep[a:b] = mine >= np.partition(mine, b - a - k)[b - a - k]
-    kept = np.flatnonzero(keep)
-    return kept[top_per_owner(owner[kept], sims[kept], k, -sid[kept])]
+    kept = np.flatnonzero(keep)[::-1]  # newest session first within each owner
+    order = np.argsort(-sims[kept], kind="stable")
+    by = owner[kept][order]
+    order = order[np.argsort(by.astype(np.uint16) if owner[-1] < 1 << 16 else by, kind="stable")]
+    group = owner[kept][order]
+    first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    place = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    return kept[order[place < k]]

@@ -192,3 +192,21 @@ def test_top_by_name_is_the_per_owner_top_with_ties_by_name() -> None:
         for k in (1, 3, 50):
             want = top_per_owner(owner, scores, k, name_rank(vocab, items))
             assert top_by_name(owner, items, scores, k, vocab).tolist() == want.tolist()
+
+
+def test_sknn_neighbour_cut_is_the_per_owner_top_with_ties_to_the_newer_session() -> None:
+    import numpy as np
+
+    from models.ranking import top_per_owner
+    from models.sknn import _top_neighbors
+
+    rng = np.random.default_rng(8)
+    for base in (0, 1 << 16):  # owners that fit a radix sort's 16 bits, and owners that do not
+        for _ in range(30):
+            size = int(rng.integers(1, 600))
+            keys = np.unique(((base + rng.integers(0, 9, size)) << 32) | rng.integers(0, 99, size))
+            owner, sid = keys >> 32, keys & 0xFFFFFFFF  # sorted by owner, then session
+            sims = rng.integers(1, 5, len(keys)) / 3.0  # many ties
+            for k in (1, 7, 100):
+                want = top_per_owner(owner, sims, k, -sid)
+                assert _top_neighbors(owner, sims, sid, k).tolist() == want.tolist()
