@@ -215,7 +215,9 @@ def top_by_name(
     with names ranked only for the entries that tie with another of their owner's."""
     if not len(owner) or k <= 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((-scores, owner))
+    order = np.argsort(-scores, kind="stable")  # then by owner (stable): np.lexsort's order
+    by = owner[order]
+    order = order[np.argsort(by.astype(np.uint16) if by.max() < 1 << 16 else by, kind="stable")]
     o, s = owner[order], scores[order]
     starts = np.flatnonzero(np.r_[True, o[1:] != o[:-1]])
     counts = np.diff(np.r_[starts, len(order)])
