@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Collection
+from itertools import chain
 
 import numpy as np
 
@@ -161,13 +162,18 @@ class TransitionModel(Recommender):
         if not owner or n <= 0:
             return Proposals.empty()
         vocab = batch.vocab
-        cache = {
-            item: (vocab.intern(self._next[item]), np.fromiter(self._next[item].values(), float))
-            for item in set(rows)
-        }
-        part = np.repeat(np.arange(len(rows)), [len(cache[i][0]) for i in rows])
-        cand = np.concatenate([cache[i][0] for i in rows])
-        counts = np.concatenate([cache[i][1] for i in rows])
+        # each distinct context item's successors read once, into one flat pair of arrays
+        nxt, distinct = self._next, list(dict.fromkeys(rows))
+        sizes = np.fromiter((len(nxt[i]) for i in distinct), dtype=np.int64, count=len(distinct))
+        succ = vocab.intern(list(chain.from_iterable(nxt[i] for i in distinct)))
+        mass = np.fromiter(chain.from_iterable(nxt[i].values() for i in distinct), float, len(succ))
+        at = {item: d for d, item in enumerate(distinct)}
+        d = np.fromiter((at[i] for i in rows), dtype=np.int64, count=len(rows))
+        lens = sizes[d]  # the context items' successors, one after the other
+        first = np.repeat(np.cumsum(sizes)[d] - lens - (np.cumsum(lens) - lens), lens)
+        flat = first + np.arange(len(first))
+        part = np.repeat(np.arange(len(rows)), lens)
+        cand, counts = succ[flat], mass[flat]
         w_of = np.asarray(weight)[part]
         out_of = np.asarray([self._out[i] for i in rows])[part]
         parts = w_of * counts / out_of
