@@ -22,7 +22,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Collection
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import numpy as np
@@ -234,15 +234,17 @@ class SessionKNN(Recommender):
             own.append(self._sid.get((user.user_id, user.session_id or ""), -1))
         if not owner or n <= 0:
             return Proposals.empty()
-        post = {
-            item: np.fromiter(
-                islice(reversed(self._postings.get(item, {})), self.sample_size), dtype=np.int64
-            )
-            for item in set(items)
-        }
-        lens = [len(post[i]) for i in items]
+        # each distinct context item's newest sessions read once, into one flat array
+        postings, cap, distinct = self._postings, self.sample_size, list(dict.fromkeys(items))
+        heads = [islice(reversed(postings.get(i, {})), cap) for i in distinct]
+        sizes = np.fromiter((min(len(postings.get(i, ())), cap) for i in distinct), np.int64)
+        sids = np.fromiter(chain.from_iterable(heads), np.int64, int(sizes.sum()))
+        at = {item: d for d, item in enumerate(distinct)}
+        d = np.fromiter((at[i] for i in items), dtype=np.int64, count=len(items))
+        lens = sizes[d]  # the context items' sessions, one after the other
+        first = np.repeat(np.cumsum(sizes)[d] - lens - (np.cumsum(lens) - lens), lens)
+        c_sid = sids[first + np.arange(len(first))]
         c_owner = np.repeat(np.asarray(owner, dtype=np.int64), lens)
-        c_sid = np.concatenate([post[i] for i in items])
         c_w = np.repeat(np.asarray(weight), lens)
         other = c_sid != np.asarray(own, dtype=np.int64)[c_owner]
         keys, inverse = np.unique((c_owner[other] << KEY_SHIFT) | c_sid[other], return_inverse=True)
