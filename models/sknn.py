@@ -298,10 +298,11 @@ class SessionKNN(Recommender):
             first = np.r_[True, rows[1:] != rows[:-1]]
             second = np.r_[False, ~first[1:] & first[:-1]]
             out: list[list[str]] = [[] for _ in range(len(chosen))]
+            name_of = names.tolist()
             for r, c in zip(
                 rows[first | second].tolist(), why.col[order][first | second].tolist(), strict=True
             ):
-                out[r].append(str(names[c]))
+                out[r].append(name_of[c])
             return out
 
         return Proposals(k_owner[top], k_item[top], scores[top], explain)
