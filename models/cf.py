@@ -327,11 +327,11 @@ class ItemCooccurrence(Recommender):
             groups = inverse[order]
             starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
             place = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-            why: dict[int, list[str]] = {}
-            first_two = order[place < 2]
-            for g, p in zip(inverse[first_two].tolist(), part[first_two].tolist(), strict=True):
-                why.setdefault(g, []).append(mine[p])
-            return [why.get(g, []) for g in wanted.tolist()]
+            first_two = order[place < 2]  # grouped by pair, in increasing order
+            got = inverse[first_two]
+            lo, hi = np.searchsorted(got, wanted), np.searchsorted(got, wanted, side="right")
+            why = [mine[p] for p in part[first_two].tolist()]
+            return [why[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
         return Proposals(k_owner[top], ids[k_cand[top]], scores[top], explain)
 
