@@ -141,17 +141,19 @@ class ItemCooccurrence(Recommender):
         indices and weights), or None when it carries no evidence."""
         if not positive_evidence(weight, ts):
             return None  # dislikes and garbage carry no co-occurrence evidence
-        w = min(weight, MAX_WEIGHT) * self._boost(ts)
-        i = self._idx(item_id)
-        self._n[i] += w
+        w = min(weight, MAX_WEIGHT) * (1.0 if self.half_life is None else self._boost(ts))
         co, index, decay, limit = self._co, self._index, self.window_decay, 2 * self.max_neighbors
-        row = co[i]
+        i = index.get(item_id)
+        if i is None:
+            i = self._idx(item_id)
+        self._n[i] += w
+        row, window = co[i], self.window
         js: list[int] = []
         ws: list[float] = []
         for other in reversed(user.recent):
             if other == item_id:
                 continue
-            if len(js) >= self.window:
+            if len(js) >= window:
                 break
             j = index.get(other)
             if j is None:
