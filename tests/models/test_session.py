@@ -210,3 +210,20 @@ def test_sknn_neighbour_cut_is_the_per_owner_top_with_ties_to_the_newer_session(
             for k in (1, 7, 100):
                 want = top_per_owner(owner, sims, k, -sid)
                 assert _top_neighbors(owner, sims, sid, k).tolist() == want.tolist()
+
+
+def test_allowed_by_table_is_what_the_batch_allows() -> None:
+    import numpy as np
+
+    from models.ranking import RankBatch, Vocab
+    from models.transitions import allowed
+
+    rng = np.random.default_rng(2)
+    vocab = Vocab()
+    users = [UserState(f"u{b}") for b in range(20)]
+    excludes = [{f"i{x}" for x in rng.integers(0, 60, int(rng.integers(0, 15)))} for _ in users]
+    batch = RankBatch(users, excludes, vocab)
+    owner = np.sort(rng.integers(0, len(users), 500))
+    items = vocab.intern([f"i{x}" for x in rng.integers(0, 80, 500)])
+    assert allowed(batch, owner, items).tolist() == batch.allowed(owner, items).tolist()
+    assert not allowed(batch, owner, items).all()
