@@ -333,7 +333,7 @@ class ImplicitMF(Recommender):
     def _context_rows(self, user: UserState) -> list[int]:
         if self.context == 0:
             return []
-        return [self._row[i] for i in user.recent[-self.context :] if i in self._row]
+        return [r for r in map(self._row.get, user.recent[-self.context :]) if r is not None]
 
     def user_vector(self, user: UserState) -> np.ndarray | None:
         """The user's factors plus the mean context vector of their last items; for a user the
@@ -441,8 +441,9 @@ class ImplicitMF(Recommender):
         at, rows = np.concatenate(owners), np.concatenate(cols)
         recent = []
         for b in users:
-            mine_items = [i for i in batch.users[b].recent[-20:] if i in self._row]
-            recent.append([self._row[i] for i in mine_items])
+            recent.append(
+                [r for r in map(self._row.get, batch.users[b].recent[-20:]) if r is not None]
+            )
         depth = max(1, max(len(r) for r in recent))
         R = np.full((len(users), depth), -1, dtype=np.int64)
         for x, r in enumerate(recent):
