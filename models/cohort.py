@@ -21,7 +21,7 @@ from collections.abc import Collection
 import numpy as np
 
 from models.base import Candidate, Recommender, UserState
-from models.common import decay_factor, positive_evidence
+from models.common import MAX_WEIGHT, decay_factor, positive_evidence
 from models.popularity import DecayedPopularity
 from models.ranking import Proposals, RankBatch
 
@@ -96,11 +96,11 @@ class CohortPopularity(Recommender):
         if not positive_evidence(weight, ts):
             return
         c = self.cohort(user.interactions)
-        credit, rate, k = self._credit[c], self.rate, self.k
+        credit, rate, k, w = self._credit[c], self.rate, self.k, min(weight, MAX_WEIGHT)
         for j, pop in enumerate(self._pops[c]):
             was = float(credit[j])  # Python floats: the same sums as numpy's, faster
             credit[j] = was + rate * (pop.in_top(item_id, k) - was)
-            pop.learn_one(user, item_id, ts=ts, weight=weight)
+            pop._add(item_id, ts, w)  # what its learn_one counts, checked once
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()

@@ -86,8 +86,12 @@ class DecayedPopularity(Recommender):
         weight: float = 1.0,
         value: float | None = None,
     ) -> None:
-        if not positive_evidence(weight, ts):
-            return
+        if positive_evidence(weight, ts):
+            self._add(item_id, ts, min(weight, MAX_WEIGHT))
+
+    def _add(self, item_id: str, ts: float, weight: float) -> None:
+        """Count an event of ``item_id`` at ``ts`` of ``weight`` (positive, at most
+        :data:`~models.common.MAX_WEIGHT`)."""
         self._now = max(self._now, ts)
         idx = self._index.get(item_id)
         if idx is None:
@@ -99,7 +103,7 @@ class DecayedPopularity(Recommender):
         boost, self._t0 = forward_boost(
             self._t0, ts, self.half_life, self._rescale, min_exponent=-math.inf
         )
-        score = float(self._scores[idx]) + min(weight, MAX_WEIGHT) * boost
+        score = float(self._scores[idx]) + weight * boost
         self._scores[idx] = score
         self._top = None
         best = self._best
