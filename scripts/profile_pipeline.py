@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import pstats
 import time
 import uuid
@@ -23,6 +24,7 @@ from state.store import RedisState
 from streams.schemas import encode
 from streams.settings import Settings
 from streams.tools.bench import bench_items, bench_stream
+from streams.worker.app import GC_THRESHOLDS
 from streams.worker.owner import ModelOwner
 from streams.worker.processor import BatchProcessor
 from streams.worker.records import Record
@@ -30,6 +32,7 @@ from streams.worker.runtime import WorkerRuntime
 
 
 async def run(args: argparse.Namespace) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)  # as the worker's process has them
     settings = Settings(redis_url=args.redis, app_id=f"profile-{uuid.uuid4().hex[:8]}")
     store = RedisState(settings.redis_url, settings.app_id)
     owner = ModelOwner.from_settings(settings, store, "profile")
