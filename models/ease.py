@@ -140,8 +140,9 @@ class ItemEASE(ItemCooccurrence):
     """
 
     name = "ease"
-    #: What a model pickled before the interval scaled with the head does (never scaled).
-    refit_items: int = 2000
+    #: A model pickled before the interval scaled with the head takes the constructor's
+    #: default: how often to solve is configuration, not learned state.
+    refit_items: int = 1000
     #: Events between the last solve started and the next one (``refit_every`` at first).
     _interval: int = 0
 

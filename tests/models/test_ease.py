@@ -150,3 +150,13 @@ def test_a_head_past_refit_items_is_solved_less_often() -> None:
     gaps = [b - a for a, b in itertools.pairwise(solves)]
     assert gaps and set(gaps[-3:]) == {80}
     assert ItemEASE(refit_every=10, refit_items=20)._refit_interval(10) == 10
+
+
+def test_a_model_pickled_before_refit_items_existed_takes_the_default_schedule() -> None:
+    import pickle
+
+    old = ItemEASE()
+    del old.__dict__["refit_items"]  # as pickled by the code before the scaled interval
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.refit_items == ItemEASE().refit_items
+    assert restored._refit_interval(2000) == ItemEASE()._refit_interval(2000) > restored.refit_every
