@@ -187,11 +187,15 @@ class RankBatch:
         return owner[has], rows[has]
 
     def allowed(self, owner: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Whether each ``(owner, item id)`` entry is not excluded."""
-        keys = self.excluded_keys()
-        if not len(keys):
+        """Whether each ``(owner, item id)`` entry is not excluded: through a table of the
+        ``user x item id`` cells when it is small (no sort), else the sorted keys."""
+        ex_owner, ex_items = self.excluded_pairs()  # first: it may add items to the vocabulary
+        if not len(ex_owner):
             return np.ones(len(owner), dtype=bool)
-        return ~np.isin((owner << KEY_SHIFT) | items, keys, kind="sort")
+        size = len(self.vocab)
+        if len(self) * size <= 1 << 24:
+            return ~np.isin(owner * size + items, ex_owner * size + ex_items, kind="table")
+        return ~np.isin((owner << KEY_SHIFT) | items, self.excluded_keys(), kind="sort")
 
 
 def _no_reasons(entries: np.ndarray) -> list[list[str]]:

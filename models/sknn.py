@@ -36,7 +36,7 @@ from models.ranking import (
     RankBatch,
     Vocab,
 )
-from models.transitions import allowed, top_by_name
+from models.transitions import top_by_name
 
 __all__ = ["SessionKNN"]
 
@@ -265,7 +265,7 @@ class SessionKNN(Recommender):
         e_keys, e_inv = np.unique((e_owner << KEY_SHIFT) | e_item, return_inverse=True)
         scores = np.bincount(e_inv, weights=nb_sim[e_nb], minlength=len(e_keys))
         k_owner, k_item = e_keys >> KEY_SHIFT, e_keys & ((1 << KEY_SHIFT) - 1)
-        live = np.flatnonzero(allowed(batch, k_owner, k_item))
+        live = np.flatnonzero(batch.allowed(k_owner, k_item))
         top = live[top_by_name(k_owner[live], k_item[live], scores[live], n, vocab)]
 
         def explain(entries: np.ndarray) -> list[list[str]]:

@@ -181,7 +181,7 @@ class TransitionModel(Recommender):
         keys, inverse = np.unique((who << KEY_SHIFT) | cand, return_inverse=True)
         scores = np.bincount(inverse, weights=parts, minlength=len(keys))
         k_owner, k_item = keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
-        ok = np.isfinite(scores) & (scores > 0) & allowed(batch, k_owner, k_item)
+        ok = np.isfinite(scores) & (scores > 0) & batch.allowed(k_owner, k_item)
         live = np.flatnonzero(ok)
         top = live[top_by_name(k_owner[live], k_item[live], scores[live], n, vocab)]
 
@@ -211,16 +211,6 @@ class TransitionModel(Recommender):
         self._out.pop(item_id, None)
         for row in self._next.values():  # rare (catalogue deletes): a full scan is acceptable
             row.pop(item_id, None)
-
-
-def allowed(batch: RankBatch, owner: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """:meth:`RankBatch.allowed <models.ranking.RankBatch.allowed>`, through a table of
-    ``user x item id`` cells when it is small (no sort)."""
-    ex_owner, ex_items = batch.excluded_pairs()  # first: it may add items to the vocabulary
-    size = len(batch.vocab)
-    if len(batch) * size > 1 << 24:
-        return batch.allowed(owner, items)
-    return ~np.isin(owner * size + items, ex_owner * size + ex_items, kind="table")
 
 
 def top_by_name(

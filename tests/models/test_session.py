@@ -212,11 +212,10 @@ def test_sknn_neighbour_cut_is_the_per_owner_top_with_ties_to_the_newer_session(
                 assert _top_neighbors(owner, sims, sid, k).tolist() == want.tolist()
 
 
-def test_allowed_by_table_is_what_the_batch_allows() -> None:
+def test_a_batch_allows_the_same_entries_by_table_and_by_sorted_keys() -> None:
     import numpy as np
 
-    from models.ranking import RankBatch, Vocab
-    from models.transitions import allowed
+    from models.ranking import KEY_SHIFT, RankBatch, Vocab
 
     rng = np.random.default_rng(2)
     vocab = Vocab()
@@ -225,5 +224,11 @@ def test_allowed_by_table_is_what_the_batch_allows() -> None:
     batch = RankBatch(users, excludes, vocab)
     owner = np.sort(rng.integers(0, len(users), 500))
     items = vocab.intern([f"i{x}" for x in rng.integers(0, 80, 500)])
-    assert allowed(batch, owner, items).tolist() == batch.allowed(owner, items).tolist()
-    assert not allowed(batch, owner, items).all()
+    by_keys = ~np.isin((owner << KEY_SHIFT) | items, batch.excluded_keys())
+    assert batch.allowed(owner, items).tolist() == by_keys.tolist()
+    assert not by_keys.all()
+    part = batch.subset([3, 7])
+    mine = np.array([0, 0, 1, 1])
+    pairs = zip([3, 3, 7, 7], items[:4].tolist(), strict=True)
+    want = [vocab.names[i] not in excludes[b] for b, i in pairs]
+    assert part.allowed(mine, items[:4]).tolist() == want
