@@ -3,7 +3,9 @@
 The models learn every event of every partition (the worker's own partitions from the log,
 the others' from ``model-updates``); the owner records, per ``topic:partition``, the newest
 offset they hold, and the position reached in ``model-updates``; it saves all of it together
-to the worker's own checkpoint key every ``checkpoint_interval`` seconds (and on shutdown), and
+to the worker's own checkpoint key every ``checkpoint_interval`` seconds, or every
+:data:`CHECKPOINT_SPACING` times as long as the last checkpoint took if that is longer (and on
+shutdown), and
 restores the newest checkpoint of any worker at start. Kafka offsets are committed right after
 a checkpoint, so a restarted worker re-reads what its models may lack, and learns only what
 they do not hold.
@@ -26,11 +28,15 @@ from models.hybrid import HybridRecommender
 from state.store import RedisState
 from streams.settings import Settings
 
-__all__ = ["CHECKPOINT_VERSION", "ModelOwner"]
+__all__ = ["CHECKPOINT_SPACING", "CHECKPOINT_VERSION", "ModelOwner"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+#: A checkpoint is due no sooner than this many times the last one's duration: large models
+#: (300 MB at 100,000 items, a second to pickle and as long to write) are saved less often,
+#: so that saving them stays a small share of the worker's time; a restart replays more.
+CHECKPOINT_SPACING = 20
 
 
 class ModelOwner:
@@ -49,6 +55,8 @@ class ModelOwner:
         self.update_positions: dict[int, int] = {}
         self.loaded = False
         self.saved_at = time.monotonic()
+        #: seconds the last checkpoint took, from its start to its write (0: none yet)
+        self.save_seconds = 0.0
         #: held by whatever changes or reads the models across an await: the stream's batch,
         #: the followers, a checkpoint being pickled on its thread, a fresh HTTP ranking
         self.lock = asyncio.Lock()
@@ -92,7 +100,13 @@ class ModelOwner:
         """Checkpoint. The models are snapshotted under :attr:`lock` (whatever changes them
         waits) and pickled outside it: in a forked child, a copy-on-write snapshot (as Redis's
         BGSAVE), so the stream goes on learning while it pickles; on a platform without
-        ``fork``, on a thread, holding the lock."""
+        ``fork``, on a thread, holding the lock. Records how long it took."""
+        started = time.monotonic()
+        await self._save()
+        self.saved_at = time.monotonic()
+        self.save_seconds = self.saved_at - started
+
+    async def _save(self) -> None:
         async with self.lock:
             offsets, positions = dict(self.offsets), dict(self.update_positions)
             if _CAN_FORK:
@@ -110,13 +124,14 @@ class ModelOwner:
             "bytes": len(blob),
         }
         await self.store.save_models(self.worker, blob, meta)
-        self.saved_at = time.monotonic()
 
     async def maybe_checkpoint(self, commit: Callable[[], Awaitable[object]] | None) -> None:
-        """When the interval has passed, checkpoint, then ``commit`` Kafka's offsets: the commit
+        """When the interval has passed (and :data:`CHECKPOINT_SPACING` times the last
+        checkpoint's duration), checkpoint, then ``commit`` Kafka's offsets: the commit
         never runs ahead of what the checkpoint reflects (the batch in hand is not acked yet),
         so after a crash the replay from the committed offset covers all the models lack."""
-        if time.monotonic() - self.saved_at >= self.interval:
+        spacing = max(self.interval, CHECKPOINT_SPACING * self.save_seconds)
+        if time.monotonic() - self.saved_at >= spacing:
             await self.save()
             if commit is not None:
                 await commit()

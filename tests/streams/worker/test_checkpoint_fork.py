@@ -51,3 +51,32 @@ def test_a_checkpoint_frees_the_models_while_it_pickles_what_they_were_when_it_b
         await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_checkpoint_that_took_long_is_followed_by_the_next_only_after_proportionally_longer() -> (
+    None
+):
+    """Large models are saved less often: the next checkpoint is due after the interval or
+    CHECKPOINT_SPACING times the last one's duration, whichever is longer."""
+
+    class SlowStore:
+        saved = 0
+
+        async def save_models(self, worker: str, blob: bytes, meta: dict[str, Any]) -> None:
+            await asyncio.sleep(0.2)
+            self.saved += 1
+
+    async def scenario() -> None:
+        store = SlowStore()
+        owner = ModelOwner(HybridRecommender({"p": DecayedPopularity()}), store, interval=0.01)  # type: ignore[arg-type]
+        owner.saved_at -= 1.0
+        await owner.maybe_checkpoint(None)
+        assert store.saved == 1 and owner.save_seconds >= 0.2
+        await asyncio.sleep(0.05)  # the interval has passed, not 20 x 0.2 s
+        await owner.maybe_checkpoint(None)
+        assert store.saved == 1
+        owner.saved_at -= owner_module.CHECKPOINT_SPACING * owner.save_seconds
+        await owner.maybe_checkpoint(None)
+        assert store.saved == 2
+
+    asyncio.run(scenario())
