@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import pstats
 import time
 import uuid
 
+from models import collect_garbage_rarely
 from models.checkpoint import dump_checkpoint_bytes
 from state.store import RedisState
 from streams.schemas import encode
 from streams.settings import Settings
 from streams.tools.bench import bench_items, bench_stream
-from streams.worker.app import GC_THRESHOLDS
 from streams.worker.owner import ModelOwner
 from streams.worker.processor import BatchProcessor
 from streams.worker.records import Record
@@ -32,7 +31,7 @@ from streams.worker.runtime import WorkerRuntime
 
 
 async def run(args: argparse.Namespace) -> None:
-    gc.set_threshold(*GC_THRESHOLDS)  # as the worker's process has them
+    collect_garbage_rarely()  # as the worker's process does
     settings = Settings(redis_url=args.redis, app_id=f"profile-{uuid.uuid4().hex[:8]}")
     store = RedisState(settings.redis_url, settings.app_id)
     owner = ModelOwner.from_settings(settings, store, "profile")

@@ -79,6 +79,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from models import collect_garbage_rarely
     from models.factory import ROWS
     from streams.tools.datasets import DataSetError, read_catalogue, read_dataset
     from streams.tools.evaluate import evaluate, print_result
@@ -87,6 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     cli = load_cli_settings(skip=("web_port", "app_id", "topic_prefix"))
     settings = cli.settings
+    collect_garbage_rarely()  # it learns the models in this process, as a worker does
     if args.through_kafka:  # a broker or Redis configured must answer; unset, one is started
         if settings.is_set("broker"):
             require_broker(cli)

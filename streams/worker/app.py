@@ -11,7 +11,6 @@ delivered, the batch's Redis effects are committed, the lists are published, and
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 import tempfile
@@ -22,6 +21,7 @@ import faust
 from faust.worker import Worker
 from pydantic import ValidationError
 
+from models import collect_garbage_rarely
 from state.store import Fenced, UserConflict
 from streams.schemas import DeadLetter, ItemEvent, encode, validation_error_text
 from streams.serving.dashboard import register_dashboard
@@ -33,7 +33,7 @@ from streams.worker.replication import update_handler
 from streams.worker.runtime import WorkerRuntime, explain
 from streams.worker.transport import Transport
 
-__all__ = ["GC_THRESHOLDS", "WorkerRuntime", "create_app", "faust_app", "faust_worker"]
+__all__ = ["WorkerRuntime", "create_app", "faust_app", "faust_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +71,13 @@ def faust_app(settings: Settings) -> faust.App:
     return app
 
 
-#: The process's garbage collector thresholds (Python's are 700, 10, 10): the models hold
-#: millions of long-lived containers and make almost no cyclic garbage, so a full collection
-#: (~85 ms at 10,000 items, every few seconds by default) found ~30 objects per 10,000 events.
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
 def faust_worker(app: faust.App, loglevel: str) -> Worker:
     """Faust's worker for ``app``, quiet, logging at ``loglevel``, without the terminal spinner
     (at a level of ``warn`` or above Faust adds its handler and sets the root logger to DEBUG,
     so every debug call of aiokafka and Faust, several per record sent, built a log record that
-    was then dropped), in a process whose garbage collector runs at :data:`GC_THRESHOLDS`."""
-    gc.set_threshold(*GC_THRESHOLDS)
+    was then dropped), in a process that collects garbage rarely
+    (:func:`models.collect_garbage_rarely`)."""
+    collect_garbage_rarely()
     worker = Worker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None
     return worker

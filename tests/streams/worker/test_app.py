@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
+from models import GC_THRESHOLDS
 from streams.settings import Settings
-from streams.worker.app import GC_THRESHOLDS, faust_app, faust_worker
+from streams.worker.app import faust_app, faust_worker
 
 
 @pytest.fixture(autouse=True)
