@@ -189,22 +189,6 @@ class Recommendation(BaseModel):
     generated_at: float = Field(default_factory=time.time)
     latency_ms: float | None = None
 
-    @classmethod
-    def of(
-        cls,
-        user: UserState,
-        items: Sequence[Candidate],
-        strategy: str,
-        event_id: str | None = None,
-        latency_ms: float | None = None,
-        titles: Mapping[str, str] | None = None,
-    ) -> Recommendation:
-        """The list ``items`` served to ``user`` by the phase ``strategy`` (each item with its
-        title from ``titles`` when it has one), validated."""
-        return cls.model_validate(
-            recommendation_message(user, items, strategy, event_id, latency_ms, titles)
-        )
-
 
 def recommendation_message(
     user: UserState,

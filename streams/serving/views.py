@@ -19,7 +19,7 @@ from faust.web import Request, Response, View
 
 from models.base import UserState
 from state.store import user_state
-from streams.schemas import Recommendation
+from streams.schemas import recommendation_message
 from streams.serving.context import WorkerContext
 
 __all__ = ["broker_up", "register_views"]
@@ -61,9 +61,9 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
                 started = time.perf_counter()
                 engine = rt.engine
                 items = engine.recommend(user, k=k, exclude=user.seen)
-                rec = Recommendation.of(user, items, engine.phase(user).name, titles=rt.titles)
+                rec = recommendation_message(user, items, engine.phase(user).name, titles=rt.titles)
             await asyncio.sleep(time.perf_counter() - started)
-        return {**rec.model_dump(mode="json"), "served": "fresh"}
+        return {**rec, "served": "fresh"}
 
     def published(user: UserState, k: int) -> dict[str, Any] | None:
         """The list last published to ``user`` (the ``recommendations`` message, items since
