@@ -59,4 +59,6 @@ def test_three_workers_serve_lists_as_good_as_one(broker, redis_url):
     )
     assert one["events"] == three["events"] == 3000
     assert one["hr"] > 0.2  # the demo shop is learnable
-    assert abs(one["hr"] - three["hr"]) <= 0.005, (one["hr"], three["hr"])
+    # in hits, so that 15 of 3,000 (exactly 0.005) is within, whatever the float rounding
+    apart = round(abs(one["hr"] - three["hr"]) * one["events"])
+    assert apart <= 0.005 * one["events"], (one["hr"], three["hr"])
