@@ -33,7 +33,7 @@ import numpy as np
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, drop_row, grown, live_rows, top_servable
-from models.ranking import Proposals, RankBatch, candidate_rows, top_dense
+from models.ranking import Proposals, RankBatch, bulk_rows, top_dense
 
 if TYPE_CHECKING:
     from models.events import Event
@@ -403,12 +403,6 @@ class ImplicitMF(Recommender):
         if not users or n <= 0 or size == 0:
             return Proposals.empty()
         U = self._user_vectors(own, ctxs)
-        ids = batch.vocab.rows(self._row_items)
-        row_of = batch.vocab.row_of(self._row_items)
-        local = np.full(len(batch), -1, dtype=np.int64)
-        local[users] = np.arange(len(users))
-        ex_owner, ex_rows = batch.excluded_rows(row_of)
-        ex_at = local[ex_owner]
         # the rows scored: all of them, or (a large catalogue) the items with the largest
         # biases and what the other sources proposed
         live = np.flatnonzero(self._alive[:size])
@@ -416,12 +410,9 @@ class ImplicitMF(Recommender):
         if len(live) > self.retrieval_items:
             head = live[np.argpartition(-self._b[live], self.retrieval_items - 1)]
             head = head[: self.retrieval_items]
-        scored = candidate_rows(batch, row_of, head, size, self.retrieval_items)
-        if scored is None:
-            scored = np.arange(size)
-        col_of = np.full(size, -1, dtype=np.int64)
-        col_of[scored] = np.arange(len(scored))
-        ex_cols = col_of[ex_rows]
+        ids, scored, ex_at, ex_cols = bulk_rows(
+            batch, self._row_items, users, head, size, self.retrieval_items
+        )
         V, b, dead = self._V[scored], self._b[scored], ~self._alive[scored]
         owners, cols, scores = [], [], []
         step = max(1, 4_000_000 // max(len(scored), 1))

@@ -35,6 +35,7 @@ __all__ = [
     "Source",
     "Vocab",
     "blend",
+    "bulk_rows",
     "candidate_rows",
     "name_rank",
     "sum_per_owner",
@@ -341,6 +342,39 @@ def candidate_rows(
     pooled = row_of[pool[pool < len(row_of)]]
     rows = np.concatenate([head[head < size], pooled[(pooled >= 0) & (pooled < size)]])
     return np.unique(rows)
+
+
+def bulk_rows(
+    batch: RankBatch,
+    row_items: Sequence[str | None],
+    users: Sequence[int],
+    head: np.ndarray,
+    size: int,
+    limit: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What a source that scores its catalogue in bulk (a factor model with rows
+    ``row_items``, ``size`` of them live) needs to score ``batch.users[b]`` for ``b`` in
+    ``users``: the batch id of each of its rows, the rows it scores (:func:`candidate_rows`:
+    all of them, or past ``limit`` its ``head`` and the pool), and the excluded pairs as
+    ``(place in users, column of the scored rows)`` (``-1`` where a pair falls outside).
+
+    >>> vocab = Vocab()
+    >>> batch = RankBatch([UserState("u"), UserState("v")], [(), {"b"}], vocab)
+    >>> ids, scored, ex_at, ex_cols = bulk_rows(batch, ["a", "b"], [1], np.array([0]), 2, 10)
+    >>> [vocab.names[i] for i in ids], scored.tolist(), ex_at.tolist(), ex_cols.tolist()
+    (['a', 'b'], [0, 1], [0], [1])
+    """
+    ids = batch.vocab.rows(row_items)
+    row_of = batch.vocab.row_of(row_items)
+    local = np.full(len(batch), -1, dtype=np.int64)
+    local[np.asarray(users, dtype=np.int64)] = np.arange(len(users))
+    ex_owner, ex_rows = batch.excluded_rows(row_of)
+    scored = candidate_rows(batch, row_of, head, size, limit)
+    if scored is None:
+        scored = np.arange(size)
+    col_of = np.full(size, -1, dtype=np.int64)
+    col_of[scored] = np.arange(len(scored))
+    return ids, scored, local[ex_owner], col_of[ex_rows]
 
 
 def top_dense(scores: np.ndarray, n: int) -> np.ndarray:

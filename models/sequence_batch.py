@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.base import UserState
-from models.ranking import Proposals, RankBatch, candidate_rows, top_dense
+from models.ranking import Proposals, RankBatch, bulk_rows, top_dense
 
 if TYPE_CHECKING:
     from models.events import Event
@@ -265,12 +265,6 @@ class SoftmaxBatches:
         P[~used] = 0.0
         H = P.sum(axis=1)
         tags = self._tag_matrix(size)
-        ids = batch.vocab.rows(self._items)
-        row_of = batch.vocab.row_of(self._items)
-        local = np.full(len(batch), -1, dtype=np.int64)
-        local[users] = np.arange(len(users))
-        ex_owner, ex_rows = batch.excluded_rows(row_of)
-        ex_at = local[ex_owner]
         # the catalogue's rows scored: all of them, or (a large catalogue) the most frequent
         # recent targets and what the other sources proposed
         filled = min(self._recent_n, RECENT)
@@ -279,12 +273,9 @@ class SoftmaxBatches:
         if len(head) > self.retrieval_items:
             head = head[np.argpartition(-counts[head], self.retrieval_items - 1)]
             head = head[: self.retrieval_items]
-        scored = candidate_rows(batch, row_of, head, size, self.retrieval_items)
-        if scored is None:
-            scored = np.arange(size)
-        col_of = np.full(size, -1, dtype=np.int64)
-        col_of[scored] = np.arange(len(scored))
-        ex_cols = col_of[ex_rows]
+        ids, scored, ex_at, ex_cols = bulk_rows(
+            batch, self._items, users, head, size, self.retrieval_items
+        )
         W, b = self._W[scored], self._b[scored]
         tag_part = tags[scored] if tags is not None else None
         dead = ~self._alive[scored]
