@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 
 from models.checkpoint import dump_checkpoint_bytes, load_checkpoint_bytes
 from models.factory import default_hybrid
@@ -143,29 +142,29 @@ _CAN_FORK = hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
 def _fork_pickle(engine: HybridRecommender) -> Callable[[], bytes]:
-    """Fork a child that pickles ``engine`` as it is now into a temporary file and exits;
-    returns a blocking call (for a thread) that waits for the child and reads the pickle.
-    The child touches nothing but the models and that file: no event loop, no log, no
-    connection (another thread may hold their locks at the fork)."""
-    fd, path = tempfile.mkstemp(prefix="recstream-checkpoint-")
+    """Fork a child that pickles ``engine`` as it is now into an anonymous temporary file (no
+    name: nothing is left behind if either process dies) and exits; returns a blocking call
+    (for a thread) that waits for the child and reads the pickle back. The child touches
+    nothing but the models and that file: no event loop, no log, no connection (another
+    thread may hold their locks at the fork)."""
+    with tempfile.TemporaryFile(prefix="recstream-checkpoint-") as f:
+        fd = os.dup(f.fileno())  # shared with the child; the named object closes here
     pid = os.fork()
     if pid == 0:  # the child
         code = 1
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(dump_checkpoint_bytes(engine))
+            with os.fdopen(fd, "wb") as out:
+                out.write(dump_checkpoint_bytes(engine))
             code = 0
         finally:
             os._exit(code)
-    os.close(fd)
 
     def wait() -> bytes:
-        try:
+        with os.fdopen(fd, "rb") as pickled:
             _, status = os.waitpid(pid, 0)
             if os.waitstatus_to_exitcode(status) != 0:
                 raise RuntimeError(f"checkpoint child {pid} failed (status {status})")
-            return Path(path).read_bytes()
-        finally:
-            Path(path).unlink(missing_ok=True)
+            pickled.seek(0)
+            return pickled.read()
 
     return wait
