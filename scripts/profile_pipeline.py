@@ -38,7 +38,7 @@ async def run(args: argparse.Namespace) -> None:
     titles: dict[str, str] = {}
     proc = BatchProcessor(settings, store, owner, "interactions", titles=titles)
     rt = WorkerRuntime.__new__(WorkerRuntime)  # only apply_catalogue: no Redis or broker
-    rt.models, rt.titles = owner, titles
+    rt.models, rt.titles, rt.catalogue_records = owner, titles, 0
     for item in bench_items(args.items):
         rt.apply_catalogue(_json(item))
     now = time.time()

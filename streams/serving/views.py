@@ -134,9 +134,12 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
                 rt.store.ping(), broker_up(settings.bootstrap_servers)
             )
             assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+            ready = rt.ready.is_set()
             ok = redis_ok and broker_ok and rt.stuck is None
             body = {
-                "status": "ok" if ok else "degraded",
+                # starting: models being restored or the catalogue being read (503 meanwhile)
+                "status": ("ok" if ok else "degraded") if ready else "starting",
+                "ready": ready,
                 "broker": {"url": settings.broker, "up": broker_ok},
                 "redis": {"url": settings.redis_url, "up": redis_ok},
                 # why the worker cannot get past its batch (it retries, and resumes by itself)
@@ -146,5 +149,6 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
                 "last_batch_at": rt.last_batch_at,
                 "uptime_s": round(time.time() - rt.started_at, 1),
                 "checkpoint_loaded": rt.checkpoint_loaded,
+                "catalogue_records": rt.catalogue_records,
             }
             return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -165,10 +165,14 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def start_models() -> None:
-        """Restore the newest checkpoint, then learn what the other workers' models learn,
-        from where the checkpoint stood in ``model-updates``."""
+        """Restore the newest checkpoint; once the catalogue is caught up too, the worker is
+        ready (a restart replays the catalogue from its start, where an item's upsert comes
+        before its delete: nothing is served or ranked halfway through). Then learn what the
+        other workers' models learn, from where the checkpoint stood in ``model-updates``."""
         await rt.models.restore()
+        rt.restored.set()
         await updates.maybe_declare()
+        await rt.catalogue_caught_up.wait()
         rt.ready.set()
         handle = update_handler(settings, rt.models)
         positions = rt.models.update_positions
@@ -184,7 +188,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def follow_catalogue() -> None:
         """The whole catalogue on every worker (not split by the group), from the start."""
-        await rt.ready.wait()
+        await rt.restored.wait()
         await follow(
             settings,
             items.get_topic_name(),
@@ -192,6 +196,7 @@ def create_app(settings: Settings) -> faust.App:
             {},
             stopping=stopping,
             lock=rt.models.lock,
+            caught_up=rt.catalogue_caught_up,
         )
 
     def stopping() -> bool:

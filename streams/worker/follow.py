@@ -24,11 +24,14 @@ async def follow(
     *,
     stopping: Callable[[], bool],
     lock: asyncio.Lock,
+    caught_up: asyncio.Event | None = None,
 ) -> None:
     """Read every partition of ``topic`` from ``positions`` (partition -> next offset; the
     beginning for a partition it lacks) and ``handle`` each record's value, keeping
     ``positions`` up to date, each under ``lock`` (the models'). A record ``handle`` fails on
-    is logged and passed over (the topic's writers validated it; the error is this worker's)."""
+    is logged and passed over (the topic's writers validated it; the error is this worker's).
+    ``caught_up`` is set once every record the topic held when reading began is handled (at
+    once when the topic does not exist yet)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
@@ -39,6 +42,8 @@ async def follow(
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
+        if not parts and caught_up is not None:
+            caught_up.set()  # nothing published yet: nothing to catch up with
         while not parts and not stopping():
             await asyncio.sleep(0.5)
             await consumer.topics()  # refresh the metadata until the topic exists
@@ -50,7 +55,10 @@ async def follow(
                 consumer.seek(tp, positions[tp.partition])
             else:
                 await consumer.seek_to_beginning(tp)
+        ends = await consumer.end_offsets(tps)  # what the topic holds as reading begins
         while not stopping():
+            if caught_up is not None and not caught_up.is_set() and await _reached(consumer, ends):
+                caught_up.set()
             batches = await consumer.getmany(timeout_ms=500, max_records=200)
             for tp, messages in batches.items():
                 async with lock:
@@ -63,3 +71,8 @@ async def follow(
                 await asyncio.sleep(0)  # the stream and the views run between partitions
     finally:
         await consumer.stop()
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """Whether ``consumer`` has read every partition up to its offset in ``ends``."""
+    return all([await consumer.position(tp) >= end for tp, end in ends.items()])

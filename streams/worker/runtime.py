@@ -47,8 +47,14 @@ class WorkerRuntime:
             worker_id=self.worker_id,
             titles=self.titles,
         )
-        #: set once the models are restored: the stream and the followers wait for it
+        #: set once the models are restored: the followers wait for it
+        self.restored = asyncio.Event()
+        #: set once every catalogue record published before the worker started is applied
+        self.catalogue_caught_up = asyncio.Event()
+        #: both of the above: the stream waits for it, and /health is not ok without it
         self.ready = asyncio.Event()
+        #: catalogue records this worker has read (valid or not)
+        self.catalogue_records = 0
         self.metrics = LiveMetrics()
         self.started_at = time.time()
         self.last_batch_at: float | None = None
@@ -97,6 +103,7 @@ class WorkerRuntime:
     def apply_catalogue(self, value: bytes | None) -> None:
         """One ``items`` record, on every worker: the models and the titles take it (an
         invalid one is dead-lettered once, by the group's ``items`` agent)."""
+        self.catalogue_records += 1
         try:
             item = ItemEvent.model_validate_json(value or b"")
         except ValidationError:

@@ -143,6 +143,39 @@ def test_http_endpoints_answer_as_specified(settings, worker, publish, wait_for)
     assert health["assigned_partitions"]
 
 
+def test_a_worker_is_healthy_only_once_it_has_read_the_whole_catalogue(settings, worker):
+    """A worker answers /health ok (and its stream starts) only after it has applied every
+    catalogue record published before it started: before that, an item deleted from the
+    catalogue could be served again (a restart replays the catalogue from its start, and an
+    item's earlier upsert briefly un-deletes it)."""
+    from streams.tools.kafka_io import make_producer
+
+    n = 20_000
+    producer = make_producer(settings)
+    for i in range(n):
+        producer.send(
+            settings.topic("items"),
+            key=f"it{i}".encode(),
+            value=json.dumps(
+                {"item_id": f"it{i}", "title": f"item {i}", "tags": ["x", f"t{i % 50}"]}
+            ).encode(),
+        )
+    for i in range(n):
+        producer.send(
+            settings.topic("items"),
+            key=f"it{i}".encode(),
+            value=json.dumps({"item_id": f"it{i}", "op": "delete"}).encode(),
+        )
+    producer.flush()
+    producer.close()
+    worker.start()  # returns at the first /health 200
+    undeleted = [
+        f"it{i}" for i in range(n - 1, n - 200, -1) if not worker.get(f"/items/it{i}")[1]["deleted"]
+    ]
+    assert undeleted == []
+    assert worker.get("/health")[1]["catalogue_records"] == 2 * n
+
+
 def test_an_item_deleted_from_the_catalogue_is_never_recommended_again(
     settings, worker, publish, read_topic, wait_for
 ):
