@@ -312,11 +312,7 @@ class ItemCooccurrence(Recommender):
         )
         ok = np.isfinite(scores) & (scores > 0) & ~seen
         live = np.flatnonzero(ok)
-        top = live[
-            top_per_owner_by_cand(
-                k_owner[live], k_cand[live], scores[live], n, (len(batch), len(self._items))
-            )
-        ]
+        top = live[top_per_owner_by_cand(k_owner[live], k_cand[live], scores[live], n)]
         name_rank = np.argsort(np.argsort(np.asarray(mine)))
 
         def explain(entries: np.ndarray) -> list[list[str]]:

@@ -256,25 +256,45 @@ def top_per_owner(
 
 
 def top_per_owner_by_cand(
-    owner: np.ndarray, cand: np.ndarray, scores: np.ndarray, n: int, shape: tuple[int, int]
+    owner: np.ndarray, cand: np.ndarray, scores: np.ndarray, n: int
 ) -> np.ndarray:
-    """:func:`top_per_owner` with ties to the lower ``cand`` (owners and candidates within
-    ``shape``): through a dense ``owner x cand`` matrix when it is small, no sort.
+    """:func:`top_per_owner` with ties to the lower ``cand``, for ``owner`` grouped in increasing
+    order: each owner's entries are first cut to those that score at least its ``n``-th best
+    (:func:`cut_to_kth`), so only those few are sorted.
 
-    >>> top_per_owner_by_cand(np.array([1, 0, 0]), np.array([0, 2, 1]), np.array([1.0, 2.0, 2.0]),
-    ...                       1, (2, 3)).tolist()
-    [2, 0]
+    >>> top_per_owner_by_cand(np.array([0, 0, 1]), np.array([2, 1, 0]), np.array([2.0, 2.0, 1.0]),
+    ...                       1).tolist()
+    [1, 2]
     """
-    cells = shape[0] * shape[1]
-    if not len(owner) or n <= 0 or cells > max(8 * len(owner), 1 << 16) or cells > 1 << 25:
-        return top_per_owner(owner, scores, n, cand)
-    matrix = np.full(shape, -np.inf)
-    matrix[owner, cand] = scores
-    at = np.full(shape, -1, dtype=np.int64)
-    at[owner, cand] = np.arange(len(owner))
-    top = top_dense(matrix, n)
-    picked = np.take_along_axis(at, top, axis=1)
-    return picked[np.isfinite(np.take_along_axis(matrix, top, axis=1))]
+    keep = cut_to_kth(owner, scores, n)
+    return keep[top_per_owner(owner[keep], scores[keep], n, cand[keep])]
+
+
+def cut_to_kth(owner: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The entries, for ``owner`` grouped in increasing order, that score at least their
+    owner's ``k``-th best (every tie at the ``k``-th place kept), in entry order: each owner's
+    ``k``-th best from a dense owners x entries grid (no sort) unless one owner has far more
+    entries than the others (a sort then).
+
+    >>> cut_to_kth(np.array([0, 0, 0, 1]), np.array([3.0, 1.0, 3.0, 0.5]), 1).tolist()
+    [0, 2, 3]
+    """
+    if not len(owner) or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    counts = np.diff(np.r_[starts, len(owner)])
+    widest = int(counts.max())
+    if k >= widest:
+        return np.arange(len(owner))
+    group = np.repeat(np.arange(len(starts)), counts)
+    if len(starts) * widest <= 4 * len(owner) + (1 << 16):
+        grid = np.full((len(starts), widest), -np.inf)
+        grid[group, np.arange(len(owner)) - starts[group]] = scores
+        kth = -np.partition(-grid, k - 1, axis=1)[:, k - 1]
+        return np.flatnonzero(scores >= kth[group])
+    order = np.lexsort((-scores, owner))
+    kth = scores[order[starts + np.minimum(k, counts) - 1]]
+    return np.sort(order[scores[order] >= kth[group]])
 
 
 def sum_per_owner(
@@ -289,14 +309,16 @@ def sum_per_owner(
     ([0, 1], [2, 2], [1.0, 2.0], [1, 0, 1])
     """
     cells = n_owners * n_cands
-    if cells <= max(4 * len(owner), 1 << 16) and cells <= 1 << 25:  # dense: no sort
+    if cells <= max(16 * len(owner), 1 << 16) and cells <= 1 << 25:  # dense: no sort
         flat = owner * n_cands + cand
         sums = np.bincount(flat, weights=values, minlength=cells)
         touched = np.zeros(cells, dtype=bool)
         touched[flat] = True
         where = np.flatnonzero(touched)
-        place = np.cumsum(touched) - 1
-        return where // n_cands, where % n_cands, sums[where], place[flat]
+        place = np.empty(cells, dtype=np.int64)
+        place[where] = np.arange(len(where))
+        owners, cands = np.divmod(where, n_cands)
+        return owners, cands, sums[where], place[flat]
     keys, inverse = np.unique((owner << KEY_SHIFT) | cand, return_inverse=True)
     sums = np.bincount(inverse, weights=values, minlength=len(keys))
     return keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1), sums, inverse
@@ -447,11 +469,8 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
     key_item = keys & ((1 << KEY_SHIFT) - 1)
     # the k best of each user, equal scores by item id (name), as a per-user sort would
     best = top_per_owner_by_name(key_owner, key_item, score, k, batch.vocab)
-    starts = np.flatnonzero(np.r_[True, key_owner[best][1:] != key_owner[best][:-1]])
-    chosen = [
-        (int(key_owner[best[a]]), best[a:b].tolist())
-        for a, b in zip(starts.tolist(), np.r_[starts[1:], len(best)].tolist(), strict=True)
-    ]
+    if not len(best):
+        return out
     # the sources and reasons behind each chosen item, in phase order: the entries of the
     # chosen pairs, grouped by pair (each pair's entries in phase order)
     picked = np.zeros(len(keys), dtype=bool)
@@ -471,17 +490,23 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
     sel_key = inverse[sel]
     lo = np.searchsorted(sel_key, best, side="left").tolist()
     hi = np.searchsorted(sel_key, best, side="right").tolist()
-    at_of = dict(zip(best.tolist(), zip(lo, hi, strict=True), strict=True))
     names_of = batch.vocab.names
-    item_of = key_item.tolist()
-    score_of = score.tolist()
     chain = itertools.chain.from_iterable
-    for b, rows in chosen:
-        ranked = out[b]
-        for r in rows:
-            a, z = at_of[r]
-            because = why[a] if z - a == 1 else list(dict.fromkeys(chain(why[a:z])))
-            ranked.append(Candidate(names_of[item_of[r]], score_of[r], named[a:z], list(because)))
+    ranked = [
+        Candidate(
+            names_of[i],
+            sc,
+            named[a:z],
+            list(why[a]) if z - a == 1 else list(dict.fromkeys(chain(why[a:z]))),
+        )
+        for i, sc, a, z in zip(key_item[best].tolist(), score[best].tolist(), lo, hi, strict=True)
+    ]
+    # best comes grouped by user: each user's run of it is their list
+    best_owner = key_owner[best]
+    starts = np.flatnonzero(np.r_[True, best_owner[1:] != best_owner[:-1]])
+    ends = np.r_[starts[1:], len(best)]
+    for b, a, z in zip(best_owner[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        out[b] = ranked[a:z]
     return out
 
 
@@ -502,25 +527,8 @@ def top_per_owner_by_name(
 ) -> np.ndarray:
     """:func:`top_per_owner` of ``scores`` with ties by item name, for ``owner`` grouped in
     increasing order: each owner's entries are first cut to those that score at least its
-    ``k``-th best (ties kept), so only those few are ranked by name."""
-    if not len(owner) or k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    counts = np.diff(np.r_[starts, len(owner)])
-    widest = int(counts.max())
-    group = np.repeat(np.arange(len(starts)), counts)
-    if k >= widest:
-        keep = np.arange(len(owner))
-    elif len(starts) * widest <= 4 * len(owner) + (1 << 16):
-        # each owner's k-th best score from a dense owners x entries grid (no sort)
-        grid = np.full((len(starts), widest), -np.inf)
-        grid[group, np.arange(len(owner)) - starts[group]] = scores
-        kth = -np.partition(-grid, k - 1, axis=1)[:, k - 1]
-        keep = np.flatnonzero(scores >= kth[group])
-    else:  # one owner with far more entries than the others: sort instead
-        order = np.lexsort((-scores, owner))
-        kth = scores[order[starts + np.minimum(k, counts) - 1]]
-        keep = np.sort(order[scores[order] >= kth[group]])
+    ``k``-th best (:func:`cut_to_kth`, ties kept), so only those few are ranked by name."""
+    keep = cut_to_kth(owner, scores, k)
     best = top_per_owner(owner[keep], scores[keep], k, name_rank(vocab, items[keep]))
     return keep[best]
 

@@ -18,8 +18,10 @@ from models.ranking import (
     RankBatch,
     Vocab,
     name_rank,
+    sum_per_owner,
     top_dense,
     top_per_owner,
+    top_per_owner_by_cand,
     top_per_owner_by_name,
 )
 from models.sequence import NextItemSoftmax
@@ -74,6 +76,39 @@ def test_the_blends_cut_before_names_keeps_every_tie_at_the_kth_place(seed: int)
     for k in (1, 3, 10, 100):
         want = top_per_owner(owner, scores, k, name_rank(vocab, items))
         assert top_per_owner_by_name(owner, items, scores, k, vocab).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_cut_by_candidate_keeps_every_tie_at_the_kth_place_and_breaks_it_by_candidate(
+    seed: int,
+) -> None:
+    """Item CF's top ``n`` per user (ties to the lower candidate) is the one of sorting every
+    entry by score and candidate, however many tie at the ``n``-th place."""
+    rng = np.random.default_rng(seed)
+    owner = np.sort(rng.integers(0, 8, size=400))
+    cand = rng.integers(0, 80, size=400)
+    keys = np.unique((owner << 32) | cand)
+    owner, cand = keys >> 32, keys & ((1 << 32) - 1)
+    scores = rng.integers(0, 4, size=len(keys)) / 4.0
+    for n in (1, 3, 10, 100):
+        want = top_per_owner(owner, scores, n, cand)
+        assert top_per_owner_by_cand(owner, cand, scores, n).tolist() == want.tolist()
+
+
+def test_sums_per_user_and_candidate_agree_on_the_dense_and_the_sorted_path() -> None:
+    """A catalogue small against the entries is summed through a dense grid, a large one by
+    sorting: the same pairs, sums (in entry order) and each entry's pair either way."""
+    rng = np.random.default_rng(3)
+    owner = np.sort(rng.integers(0, 50, size=20_000))
+    cand = rng.integers(0, 900, size=20_000)
+    values = rng.random(20_000)
+    dense = sum_per_owner(owner, cand, values, 50, 900)  # 45,000 cells: dense
+    by_sort = sum_per_owner(owner, cand, values, 50, 1 << 20)  # 52 M cells: sorted
+    for a, b in zip(dense, by_sort, strict=True):
+        assert a.tolist() == b.tolist()
+    o, c, sums, at = dense
+    assert np.allclose(np.bincount(at, weights=values), sums)
+    assert (o[at] == owner).all() and (c[at] == cand).all()
 
 
 def test_top_dense_orders_each_row_and_breaks_ties_by_column() -> None:
