@@ -401,7 +401,9 @@ def bulk_rows(
 
 def top_dense(scores: np.ndarray, n: int) -> np.ndarray:
     """Columns of the ``n`` highest scores of each row of a 2-d array, best first, equal
-    scores by column (:func:`models.common.top_rows` on every row at once).
+    scores by column, also at the ``n``-th place (:func:`models.common.top_rows` on every row
+    at once). One ``argpartition`` from the top (no negated copy); the few rows where a score
+    equal to the ``n``-th is left out take their ties by column.
 
     >>> top_dense(np.array([[1.0, 3.0, 2.0], [0.0, 0.0, 5.0]]), 2).tolist()
     [[1, 2], [2, 0]]
@@ -410,11 +412,19 @@ def top_dense(scores: np.ndarray, n: int) -> np.ndarray:
     m = min(n, cols)
     if m <= 0 or rows == 0:
         return np.zeros((rows, 0), dtype=np.int64)
-    top = (
-        np.argpartition(-scores, m - 1, axis=1)[:, :m]
-        if m < cols
-        else np.tile(np.arange(m), (rows, 1))
-    )
+    if m == cols:
+        top = np.tile(np.arange(m), (rows, 1))
+    elif np.isnan(scores).any():  # NaN ranks below everything, as -NaN does in a sort of -scores
+        top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    else:
+        top = np.argpartition(scores, cols - m, axis=1)[:, cols - m :]
+        kth = scores[np.arange(rows), top[:, 0]]  # the n-th best of each row
+        tied = scores == kth[:, None]
+        left_out = tied.sum(axis=1) > np.take_along_axis(tied, top, axis=1).sum(axis=1)
+        for r in np.flatnonzero(left_out).tolist():
+            row = scores[r]
+            above = np.flatnonzero(row > kth[r])
+            top[r] = np.r_[above, np.flatnonzero(row == kth[r])[: m - len(above)]]
     picked = np.take_along_axis(scores, top, axis=1)
     order = np.lexsort((top, -picked), axis=1)
     return np.take_along_axis(top, order, axis=1)

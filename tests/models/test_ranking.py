@@ -111,14 +111,20 @@ def test_sums_per_user_and_candidate_agree_on_the_dense_and_the_sorted_path() ->
     assert (o[at] == owner).all() and (c[at] == cand).all()
 
 
-def test_top_dense_orders_each_row_and_breaks_ties_by_column() -> None:
-    rng = np.random.default_rng(0)
+@pytest.mark.parametrize("seed", range(5))
+def test_top_dense_orders_each_row_and_breaks_ties_by_column_also_at_the_cut(seed: int) -> None:
+    rng = np.random.default_rng(seed)
     scores = rng.integers(0, 4, size=(20, 30)).astype(float)
-    top = top_dense(scores, 7)
-    for row, cols in zip(scores, top, strict=True):
-        want = sorted(range(30), key=lambda c: (-row[c], c))[:7]
-        assert [row[c] for c in cols] == [row[c] for c in want]
+    scores[0] = -np.inf
+    for n in (1, 7, 29):
+        top = top_dense(scores, n)
+        for row, cols in zip(scores, top, strict=True):
+            assert cols.tolist() == sorted(range(30), key=lambda c: (-row[c], c))[:n]
     assert top_dense(scores, 100).shape == (20, 30)
+    scores[1, ::3] = np.nan  # below everything, as in a sort of -scores
+    top = top_dense(scores, 20)
+    assert not np.isnan(scores[1, top[1]]).any()
+    assert np.isnan(scores[1, top_dense(scores, 30)[1, 20:]]).all()
 
 
 def test_the_vocabulary_maps_a_source_rows_as_they_grow_and_after_a_renumbering() -> None:
