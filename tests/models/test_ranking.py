@@ -111,10 +111,14 @@ def test_sums_per_user_and_candidate_agree_on_the_dense_and_the_sorted_path() ->
     assert (o[at] == owner).all() and (c[at] == cand).all()
 
 
+@pytest.mark.parametrize("zeros", [0.0, 0.8])  # mostly zeros: partitioned the other way
 @pytest.mark.parametrize("seed", range(5))
-def test_top_dense_orders_each_row_and_breaks_ties_by_column_also_at_the_cut(seed: int) -> None:
+def test_top_dense_orders_each_row_and_breaks_ties_by_column_also_at_the_cut(
+    seed: int, zeros: float
+) -> None:
     rng = np.random.default_rng(seed)
-    scores = rng.integers(0, 4, size=(20, 30)).astype(float)
+    scores = rng.integers(1, 5, size=(20, 30)).astype(float)
+    scores[rng.random((20, 30)) < zeros] = 0.0
     scores[0] = -np.inf
     for n in (1, 7, 29):
         top = top_dense(scores, n)
