@@ -28,6 +28,7 @@ from streams.serving.dashboard import register_dashboard
 from streams.serving.views import register_views
 from streams.settings import Settings
 from streams.worker.follow import follow
+from streams.worker.publish import send_keyed
 from streams.worker.records import BatchOutcome, Record, StateLost
 from streams.worker.replication import update_handler
 from streams.worker.runtime import WorkerRuntime, explain
@@ -132,16 +133,19 @@ def create_app(settings: Settings) -> faust.App:
                 if out.dead:
                     await send_dead(out.dead)
                 await rt.processor.commit(out)
-                for rec in out.recommendations:
-                    await recommendations.send(key=rec["user_id"].encode(), value=encode(rec))
+                producer = app.producer._ensure_producer()  # aiokafka's, started with the app
+                await send_keyed(
+                    producer,
+                    recommendations.get_topic_name(),
+                    [(rec["user_id"].encode(), encode(rec)) for rec in out.recommendations],
+                )
                 # what the models learned, for the other workers: delivered before the batch
                 # is acknowledged, so no committed offset runs ahead of it
-                sent = [
-                    await updates.send(
-                        key=f"{u['topic']}:{u['partition']}".encode(), value=encode(u)
-                    )
-                    for u in out.updates
-                ]
+                sent = await send_keyed(
+                    producer,
+                    updates.get_topic_name(),
+                    [(f"{u['topic']}:{u['partition']}".encode(), encode(u)) for u in out.updates],
+                )
                 await asyncio.gather(*sent)
                 if rt.stuck is not None:
                     log.warning("batch applied after a retry: %s cleared", rt.stuck)
