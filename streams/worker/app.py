@@ -15,9 +15,11 @@ import logging
 import random
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import faust
+from faust.types import TP
 from faust.worker import Worker
 from pydantic import ValidationError
 
@@ -226,9 +228,25 @@ def create_app(settings: Settings) -> faust.App:
                     continue
                 rt.last_batch_at = time.time()
                 rt.metrics.record_batch(out.stats, out.recommendations, out.dead, rt.last_batch_at)
-                await rt.models.maybe_checkpoint(app.consumer.commit)
+                await rt.models.maybe_checkpoint(commit_checkpointed)
         finally:
-            await asyncio.shield(rt.models.save())
+            await asyncio.shield(rt.models.finish())
+
+    async def commit_checkpointed(offsets: Mapping[str, int]) -> None:
+        """Commit, of this worker's partitions, the offsets a checkpoint holds (the next to
+        read: one past the newest it learned). Faust's ``commit`` takes the acknowledged
+        offsets instead, which run ahead of a checkpoint written in the background; its
+        ``_commit_offsets`` commits the ones given, after flushing the producer."""
+        consumer = app.consumer
+        assigned = consumer.assignment()
+        wanted = {}
+        for key, offset in offsets.items():
+            topic, _, partition = key.rpartition(":")
+            tp = TP(topic, int(partition))
+            if tp in assigned and consumer._should_commit(tp, offset + 1):
+                wanted[tp] = offset + 1
+        if wanted:
+            await consumer._commit_offsets(wanted)
 
     @app.agent(items, concurrency=1)
     async def dead_letter_items(stream: faust.StreamT) -> None:

@@ -59,6 +59,8 @@ class ModelOwner:
         #: held by whatever changes or reads the models across an await: the stream's batch,
         #: the followers, a checkpoint being pickled on its thread, a fresh HTTP ranking
         self.lock = asyncio.Lock()
+        #: the checkpoint being written in the background (its result: the offsets it holds)
+        self.checkpointing: asyncio.Task[dict[str, int]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisState, worker: str) -> ModelOwner:
@@ -95,17 +97,19 @@ class ModelOwner:
         self.loaded = True
         log.info("models restored from checkpoint at offsets %s", self.offsets)
 
-    async def save(self) -> None:
-        """Checkpoint. The models are snapshotted under :attr:`lock` (whatever changes them
-        waits) and pickled outside it: in a forked child, a copy-on-write snapshot (as Redis's
-        BGSAVE), so the stream goes on learning while it pickles; on a platform without
-        ``fork``, on a thread, holding the lock. Records how long it took."""
+    async def save(self) -> dict[str, int]:
+        """Checkpoint; returns the offsets it holds. The models are snapshotted under
+        :attr:`lock` (whatever changes them waits) and pickled outside it: in a forked child, a
+        copy-on-write snapshot (as Redis's BGSAVE), so the stream goes on learning while it
+        pickles; on a platform without ``fork``, on a thread, holding the lock. Records how
+        long it took."""
         started = time.monotonic()
-        await self._save()
+        offsets = await self._save()
         self.saved_at = time.monotonic()
         self.save_seconds = self.saved_at - started
+        return offsets
 
-    async def _save(self) -> None:
+    async def _save(self) -> dict[str, int]:
         async with self.lock:
             offsets, positions = dict(self.offsets), dict(self.update_positions)
             if _CAN_FORK:
@@ -123,17 +127,44 @@ class ModelOwner:
             "bytes": len(blob),
         }
         await self.store.save_models(self.worker, blob, meta)
+        return offsets
 
-    async def maybe_checkpoint(self, commit: Callable[[], Awaitable[object]] | None) -> None:
-        """When the interval has passed (and :data:`CHECKPOINT_SPACING` times the last
-        checkpoint's duration), checkpoint, then ``commit`` Kafka's offsets: the commit
-        never runs ahead of what the checkpoint reflects (the batch in hand is not acked yet),
-        so after a crash the replay from the committed offset covers all the models lack."""
+    async def maybe_checkpoint(
+        self, commit: Callable[[Mapping[str, int]], Awaitable[object]] | None
+    ) -> None:
+        """Call between batches. When the interval has passed (and :data:`CHECKPOINT_SPACING`
+        times the last checkpoint's duration), start a checkpoint in the background (the
+        stream goes on while it is pickled and written); once one is written, ``commit`` the
+        Kafka offsets it holds, not the stream's newer ones: the committed offsets never run
+        ahead of the newest checkpoint, so after a crash the replay from them covers all the
+        models lack."""
+        task = self.checkpointing
+        if task is not None:
+            if not task.done():
+                return
+            self.checkpointing = None
+            try:
+                offsets = task.result()
+            except Exception:
+                log.exception("model checkpoint failed; the next is due after the interval")
+                self.saved_at = time.monotonic()
+                return
+            if commit is not None:
+                await commit(offsets)
+            return
         spacing = max(self.interval, CHECKPOINT_SPACING * self.save_seconds)
         if time.monotonic() - self.saved_at >= spacing:
-            await self.save()
-            if commit is not None:
-                await commit()
+            self.checkpointing = asyncio.create_task(self.save())
+
+    async def finish(self) -> None:
+        """The last checkpoint, on shutdown: after the one being written, if any."""
+        task, self.checkpointing = self.checkpointing, None
+        if task is not None:
+            try:
+                await task
+            except Exception:
+                log.exception("model checkpoint failed")
+        await self.save()
 
 
 #: Checkpoints pickle in a forked child where the platform forks (not Windows, not macOS's
