@@ -60,6 +60,18 @@ def test_top_per_owner_keeps_n_per_owner_best_first_ties_by_key() -> None:
     assert top_per_owner(owner, scores, 0).tolist() == []
 
 
+def tied_entries(
+    rng: np.random.Generator, n_items: int, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (user, item) entries of 8 users grouped in increasing order, with scores of four
+    values (many ties at any place)."""
+    owner = np.sort(rng.integers(0, 8, size=size))
+    items = rng.integers(0, n_items, size=size)
+    keys = np.unique((owner << 32) | items)
+    owner, items = keys >> 32, keys & ((1 << 32) - 1)
+    return owner, items, rng.integers(0, 4, size=len(keys)) / 4.0
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_the_blends_cut_before_names_keeps_every_tie_at_the_kth_place(seed: int) -> None:
     """Ranking names only for what scores at least each user's k-th best gives the lists of
@@ -68,11 +80,7 @@ def test_the_blends_cut_before_names_keeps_every_tie_at_the_kth_place(seed: int)
     vocab = Vocab()
     names = [f"i{n}" for n in rng.permutation(60)]
     vocab.intern(names)
-    owner = np.sort(rng.integers(0, 8, size=300))
-    items = rng.integers(0, 60, size=300)
-    keys = np.unique((owner << 32) | items)
-    owner, items = keys >> 32, keys & ((1 << 32) - 1)
-    scores = rng.integers(0, 4, size=len(keys)) / 4.0
+    owner, items, scores = tied_entries(rng, 60, 300)
     for k in (1, 3, 10, 100):
         want = top_per_owner(owner, scores, k, name_rank(vocab, items))
         assert top_per_owner_by_name(owner, items, scores, k, vocab).tolist() == want.tolist()
@@ -85,11 +93,7 @@ def test_the_cut_by_candidate_keeps_every_tie_at_the_kth_place_and_breaks_it_by_
     """Item CF's top ``n`` per user (ties to the lower candidate) is the one of sorting every
     entry by score and candidate, however many tie at the ``n``-th place."""
     rng = np.random.default_rng(seed)
-    owner = np.sort(rng.integers(0, 8, size=400))
-    cand = rng.integers(0, 80, size=400)
-    keys = np.unique((owner << 32) | cand)
-    owner, cand = keys >> 32, keys & ((1 << 32) - 1)
-    scores = rng.integers(0, 4, size=len(keys)) / 4.0
+    owner, cand, scores = tied_entries(rng, 80, 400)
     for n in (1, 3, 10, 100):
         want = top_per_owner(owner, scores, n, cand)
         assert top_per_owner_by_cand(owner, cand, scores, n).tolist() == want.tolist()
