@@ -41,6 +41,7 @@ async def send_keyed(
             if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)  # a new batch takes one
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record of {len(value)} bytes fits no record batch")
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
