@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from streams.settings import SettingsError
+from streams.tools.pacing import EVALUATE_MAX_LAG
 from streams.tools.preflight import Unreachable
 
 __all__ = ["build_parser", "main"]
@@ -118,7 +119,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             from streams.tools.evaluate_kafka import evaluate_through_kafka
 
             streamed = evaluate_through_kafka(
-                ds, settings, k=args.k, progress=not args.no_progress, workers=args.workers
+                ds,
+                settings,
+                k=args.k,
+                progress=not args.no_progress,
+                workers=args.workers,
+                max_lag=args.max_lag,
             )
             result["results"] += streamed["results"]
     except (DataSetError, ValueError) as exc:
@@ -294,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="with --through-kafka: N workers in one consumer group (default 1)",
+    )
+    p.add_argument(
+        "--max-lag",
+        type=max_lag_arg,
+        default=EVALUATE_MAX_LAG,
+        metavar="N|auto",
+        help=f"with --through-kafka: most events published and not yet applied by the workers "
+        f"(default {EVALUATE_MAX_LAG}: the order in which a live stream reaches workers that "
+        "keep up; 0: as fast as the producer goes, the backlog then read in an order that "
+        "changes from run to run; auto: adapted to about 0.5 s of waiting)",
     )
     p.add_argument(
         "--batch",

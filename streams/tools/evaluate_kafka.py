@@ -4,9 +4,10 @@ A broker (embedded Tansu unless ``RECSTREAM_BROKER`` is set), Redis and a worker
 with a fresh app id; the data set is published to ``interactions``; every published
 ``Recommendation`` is read back. The worker runs with batches of one event, so the list served
 to a user before their j-th event is the message published after their (j-1)-th: exactly what
-the in-process replay scores. Only the first event of each user differs: nothing was published
-to a user before their first event, so it counts as a miss here (the in-process replay scores
-it against the cold-start list).
+the in-process replay scores. The events are published at most ``max_lag`` ahead of the
+workers (:data:`streams.tools.pacing.EVALUATE_MAX_LAG`). Only the first event of each user
+differs: nothing was published to a user before their first event, so it counts as a miss here
+(the in-process replay scores it against the cold-start list).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from streams.settings import Settings, load_settings
 from streams.tools.datasets import DataSet
 from streams.tools.embedded import Service, free_port, start_redis, start_tansu
 from streams.tools.kafka_io import consume, ensure_topics, wait_for_broker
+from streams.tools.pacing import EVALUATE_MAX_LAG
 from streams.tools.processes import redis_answers, start_worker, stop_process, wait_healthy
-from streams.tools.replay import publish_events, publish_items
+from streams.tools.replay import publish_events, publish_items, worker_pace
 
 __all__ = ["evaluate_through_kafka"]
 
@@ -45,9 +47,11 @@ def evaluate_through_kafka(
     k: int = 10,
     progress: bool = True,
     workers: int = 1,
+    max_lag: int | None = EVALUATE_MAX_LAG,
 ) -> dict[str, Any]:
     """Publish ``ds`` through a broker and ``workers`` workers in one group (``base``'s broker
-    and Redis when they are set, else started here) and score the lists served. The run's
+    and Redis when they are set, else started here), at most ``max_lag`` events ahead of the
+    workers (0: as fast as the producer goes), and score the lists served. The run's
     folder (logs) is removed afterwards unless something failed."""
     base = base if base is not None else load_settings()
     services: list[Service] = []
@@ -90,7 +94,14 @@ def evaluate_through_kafka(
             publish_items(settings, ds.items)
             time.sleep(1.0)
         started = time.perf_counter()
-        publish_events(settings, events, total=len(events), desc="publishing", progress=progress)
+        pace = worker_pace(settings, max_lag) if max_lag != 0 else None
+        try:
+            publish_events(
+                settings, events, total=len(events), desc="publishing", progress=progress, pace=pace
+            )
+        finally:
+            if pace is not None:
+                pace.close()
         served = _read_served(settings, len(events), progress)
         elapsed = time.perf_counter() - started
         failed = False
@@ -108,7 +119,9 @@ def evaluate_through_kafka(
             print(f"the worker's log is kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    return _score(ds, events, served, settings, k, elapsed, workers)
+    result = _score(ds, events, served, settings, k, elapsed, workers)
+    result["results"][0]["max_lag"] = max_lag
+    return result
 
 
 def _valid(event: dict[str, Any]) -> bool:
