@@ -402,9 +402,7 @@ def bulk_rows(
 def top_dense(scores: np.ndarray, n: int) -> np.ndarray:
     """Columns of the ``n`` highest scores of each row of a 2-d array, best first, equal
     scores by column, also at the ``n``-th place (:func:`models.common.top_rows` on every row
-    at once). One ``argpartition`` (from the top, with no negated copy, unless the scores are
-    mostly zeros); the rows where a score equal to the ``n``-th is left out take their ties by
-    column.
+    at once): each row's ``n`` best (:func:`_top_unordered`), then ordered.
 
     >>> top_dense(np.array([[1.0, 3.0, 2.0], [0.0, 0.0, 5.0]]), 2).tolist()
     [[1, 2], [2, 0]]
@@ -418,26 +416,70 @@ def top_dense(scores: np.ndarray, n: int) -> np.ndarray:
     elif np.isnan(scores).any():  # NaN ranks below everything, as -NaN does in a sort of -scores
         top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
     else:
-        sample = scores[:: max(1, rows // 8)]
-        if np.count_nonzero(sample == 0) * 4 > sample.size:
-            # mostly zeros (a sparse similarity): numpy's introselect from the top slows down
-            # on many equal values below the cut (x10 at 90 % zeros), from the bottom it does not
-            top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
-            kth = scores[np.arange(rows), top[:, m - 1]]  # the n-th best of each row
-        else:
-            top = np.argpartition(scores, cols - m, axis=1)[:, cols - m :]
-            kth = scores[np.arange(rows), top[:, 0]]
-        tied = scores == kth[:, None]
-        left_out = np.flatnonzero(tied.sum(axis=1) > np.take_along_axis(tied, top, axis=1).sum(1))
-        if len(left_out):  # those rows: all above the n-th best, then its ties by column
-            sub, cut = scores[left_out], kth[left_out, None]
-            above, level = sub > cut, sub == cut
-            need = m - above.sum(axis=1)
-            chosen = above | (level & (np.cumsum(level, axis=1) <= need[:, None]))
-            top[left_out] = np.nonzero(chosen)[1].reshape(len(left_out), m)
-    picked = np.take_along_axis(scores, top, axis=1)
-    order = np.lexsort((top, -picked), axis=1)
+        top = _top_unordered(scores, m)
+    top = np.sort(top, axis=1)  # by column, so that a stable sort by score breaks ties by it
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
     return np.take_along_axis(top, order, axis=1)
+
+
+def _top_unordered(
+    scores: np.ndarray, m: int, *, padded: bool = False, cut: bool = True
+) -> np.ndarray:
+    """Columns of each row's ``m`` best (no NaN; ``0 < m < columns``), in no order, ties at
+    the ``m``-th place by column. A wide array is first ``cut`` (:func:`_cut_wide`), so that the
+    partition runs on a few times ``m`` columns per row. One ``argpartition``: from the top
+    with no negated copy, unless most scores are zeros or the rows are ``padded`` with
+    ``-inf`` (numpy's introselect from the top slows down on many equal values below the cut,
+    x10 at 90 % zeros; from the bottom it does not)."""
+    rows, cols = scores.shape
+    if cut and cols >= 8 * m:
+        return _cut_wide(scores, m)
+    sample = scores[:: max(1, rows // 8)]
+    if padded or np.count_nonzero(sample == 0) * 4 > sample.size:
+        top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+        kth = scores[np.arange(rows), top[:, m - 1]]  # the m-th best of each row
+    else:
+        top = np.argpartition(scores, cols - m, axis=1)[:, cols - m :]
+        kth = scores[np.arange(rows), top[:, 0]]
+    tied = scores == kth[:, None]
+    left_out = np.flatnonzero(tied.sum(axis=1) > np.take_along_axis(tied, top, axis=1).sum(1))
+    if len(left_out):  # those rows: all above the m-th best, then its ties by column
+        sub, cut = scores[left_out], kth[left_out, None]
+        above, level = sub > cut, sub == cut
+        need = m - above.sum(axis=1)
+        chosen = above | (level & (np.cumsum(level, axis=1) <= need[:, None]))
+        top[left_out] = np.nonzero(chosen)[1].reshape(len(left_out), m)
+    return top
+
+
+def _cut_wide(scores: np.ndarray, m: int) -> np.ndarray:
+    """:func:`_top_unordered` of a wide array (at least ``8 m`` columns): each row's scores at
+    or above a threshold, the ``q``-th best of every ``step``-th column (about ``2 m`` of the
+    row), gathered left-aligned into a narrow array (``-inf`` after them, column order kept)
+    whose ``m`` best are the row's. A row where the threshold keeps fewer than ``m`` or more
+    than ``8 m`` (many ties) takes the whole row."""
+    rows, cols = scores.shape
+    step = max(1, cols // (4 * m))
+    sample = scores[:, ::step]
+    q = min(sample.shape[1], -(-2 * m // step))
+    threshold = np.partition(sample, sample.shape[1] - q, axis=1)[:, sample.shape[1] - q]
+    mask = scores >= threshold[:, None]
+    count = np.count_nonzero(mask, axis=1)
+    good = (count >= m) & (count <= 8 * m) & (threshold > -np.inf)
+    top = np.empty((rows, m), dtype=np.int64)
+    rest = np.flatnonzero(~good)
+    if len(rest):
+        top[rest] = _top_unordered(scores[rest], m, cut=False)
+    kept = np.flatnonzero(good)
+    if len(kept):
+        if len(rest):
+            mask, count = mask[kept], count[kept]
+        row, col = np.divmod(np.flatnonzero(mask), cols)  # by row, then by column
+        starts = np.r_[0, np.cumsum(count)[:-1]]
+        narrow = np.full((len(kept), int(count.max())), -np.inf)
+        narrow[row, np.arange(len(row)) - starts[row]] = scores[kept[row], col]
+        top[kept] = col[starts[:, None] + _top_unordered(narrow, m, padded=True, cut=False)]
+    return top
 
 
 @dataclass

@@ -135,6 +135,31 @@ def test_top_dense_orders_each_row_and_breaks_ties_by_column_also_at_the_cut(
     assert np.isnan(scores[1, top_dense(scores, 30)[1, 20:]]).all()
 
 
+@pytest.mark.parametrize("levels", [4, 50, 0])  # 0: continuous scores
+@pytest.mark.parametrize("seed", range(4))
+def test_top_dense_of_a_wide_array_is_each_rows_best_with_ties_by_column(
+    seed: int, levels: int
+) -> None:
+    """Wide rows (8 n columns or more) are cut at a threshold from a sample of their columns
+    first: the same columns, in the same order, as a sort of each whole row, for rows where
+    the threshold keeps too few or too many (ties, -inf, zeros) as for the others."""
+    rng = np.random.default_rng(seed)
+    rows, cols = 40, 600
+    if levels:
+        scores = rng.integers(0, levels, size=(rows, cols)).astype(float)
+    else:
+        scores = rng.standard_normal((rows, 8)) @ rng.standard_normal((8, cols))
+    scores[1] = -np.inf
+    scores[2, : cols // 2] = -np.inf
+    scores[3] = 0.0
+    scores[4, ::7] = np.inf
+    scores[5, rng.random(cols) < 0.9] = 0.0
+    for n in (1, 5, 20, 75):
+        top = top_dense(scores, n)
+        for row, cols_ in zip(scores, top, strict=True):
+            assert cols_.tolist() == sorted(range(cols), key=lambda c: (-row[c], c))[:n]
+
+
 def test_the_vocabulary_maps_a_source_rows_as_they_grow_and_after_a_renumbering() -> None:
     vocab = Vocab()
     rows = ["a", "b"]
