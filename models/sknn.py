@@ -35,6 +35,7 @@ from models.ranking import (
     Proposals,
     RankBatch,
     Vocab,
+    unique_inverse,
 )
 from models.transitions import top_by_name
 
@@ -247,7 +248,7 @@ class SessionKNN(Recommender):
         c_owner = np.repeat(np.asarray(owner, dtype=np.int64), lens)
         c_w = np.repeat(np.asarray(weight), lens)
         other = c_sid != np.asarray(own, dtype=np.int64)[c_owner]
-        keys, inverse = np.unique((c_owner[other] << KEY_SHIFT) | c_sid[other], return_inverse=True)
+        keys, inverse = unique_inverse((c_owner[other] << KEY_SHIFT) | c_sid[other])
         if not len(keys):
             return Proposals.empty()
         dot = np.bincount(inverse, weights=c_w[other], minlength=len(keys))
@@ -262,7 +263,7 @@ class SessionKNN(Recommender):
         e_item = grid[nb_slot, :width][np.arange(width) < counts[:, None]].astype(np.int64)
         e_nb = np.repeat(np.arange(len(nb)), counts)
         e_owner = nb_owner[e_nb]
-        e_keys, e_inv = np.unique((e_owner << KEY_SHIFT) | e_item, return_inverse=True)
+        e_keys, e_inv = unique_inverse((e_owner << KEY_SHIFT) | e_item)
         scores = np.bincount(e_inv, weights=nb_sim[e_nb], minlength=len(e_keys))
         k_owner, k_item = e_keys >> KEY_SHIFT, e_keys & ((1 << KEY_SHIFT) - 1)
         live = np.flatnonzero(batch.allowed(k_owner, k_item))

@@ -38,7 +38,7 @@ from models.common import (
     positive_evidence,
     top_items,
 )
-from models.ranking import KEY_SHIFT, Proposals, RankBatch, Vocab, name_rank
+from models.ranking import KEY_SHIFT, Proposals, RankBatch, Vocab, name_rank, unique_inverse
 
 __all__ = ["TransitionModel"]
 
@@ -178,7 +178,7 @@ class TransitionModel(Recommender):
         out_of = np.asarray([self._out[i] for i in rows])[part]
         parts = w_of * counts / out_of
         who = np.asarray(owner, dtype=np.int64)[part]
-        keys, inverse = np.unique((who << KEY_SHIFT) | cand, return_inverse=True)
+        keys, inverse = unique_inverse((who << KEY_SHIFT) | cand)
         scores = np.bincount(inverse, weights=parts, minlength=len(keys))
         k_owner, k_item = keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1)
         ok = np.isfinite(scores) & (scores > 0) & batch.allowed(k_owner, k_item)
