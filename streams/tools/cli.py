@@ -84,6 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from models.factory import ROWS
     from streams.tools.datasets import DataSetError, read_catalogue, read_dataset
     from streams.tools.evaluate import evaluate, print_result
+    from streams.tools.evaluate_kafka import ServingStopped, evaluate_through_kafka
     from streams.tools.preflight import require_broker, require_redis
     from streams.tools.runfile import load_cli_settings
 
@@ -116,8 +117,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             batch=batch,
         )
         if args.through_kafka:  # the same events through broker + worker, side by side
-            from streams.tools.evaluate_kafka import evaluate_through_kafka
-
             streamed = evaluate_through_kafka(
                 ds,
                 settings,
@@ -130,6 +129,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except (DataSetError, ValueError) as exc:
         print(f"recstream evaluate: {exc}", file=sys.stderr)
         return 2
+    except ServingStopped as exc:
+        print(f"recstream evaluate --through-kafka: {exc}", file=sys.stderr)
+        return 1
     print_result(result, args.json)
     return 0
 

@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,11 @@ from streams.tools.pacing import EVALUATE_MAX_LAG
 from streams.tools.processes import redis_answers, start_worker, stop_process, wait_healthy
 from streams.tools.replay import publish_events, publish_items, worker_pace
 
-__all__ = ["evaluate_through_kafka"]
+__all__ = ["ServingStopped", "evaluate_through_kafka"]
+
+
+class ServingStopped(RuntimeError):
+    """The workers stopped serving lists before every event was served."""
 
 
 def evaluate_through_kafka(
@@ -94,7 +99,11 @@ def evaluate_through_kafka(
             publish_items(settings, ds.items)
             time.sleep(1.0)
         started = time.perf_counter()
-        pace = worker_pace(settings, max_lag) if max_lag != 0 else None
+
+        def alive() -> bool:
+            return any(proc.poll() is None for proc in procs)
+
+        pace = worker_pace(settings, max_lag, alive) if max_lag != 0 else None
         try:
             publish_events(
                 settings, events, total=len(events), desc="publishing", progress=progress, pace=pace
@@ -102,7 +111,7 @@ def evaluate_through_kafka(
         finally:
             if pace is not None:
                 pace.close()
-        served = _read_served(settings, len(events), progress)
+        served = _read_served(settings, len(events), progress, alive)
         elapsed = time.perf_counter() - started
         failed = False
     finally:
@@ -132,14 +141,18 @@ def _valid(event: dict[str, Any]) -> bool:
         return False
 
 
-def _read_served(settings: Settings, n: int, progress: bool) -> dict[str, list[dict]]:
+def _read_served(
+    settings: Settings, n: int, progress: bool, alive: Callable[[], bool]
+) -> dict[str, list[dict]]:
     served: dict[str, list[dict]] = defaultdict(list)
     got, idle_since = 0, time.monotonic()
     bar = tqdm(total=n, desc="served lists", unit="msg", disable=not progress)
     for rec in consume(settings, "recommendations", from_beginning=True):
         if rec is None:
             if time.monotonic() - idle_since > 120:
-                raise TimeoutError(f"worker stopped serving after {got} of {n} lists")
+                raise ServingStopped(f"no list for 120 s, after {got} of {n} lists")
+            if not alive():
+                raise ServingStopped(f"every worker exited, after {got} of {n} lists")
             continue
         idle_since = time.monotonic()
         msg = json.loads(rec.value)
