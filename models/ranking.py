@@ -37,6 +37,7 @@ __all__ = [
     "blend",
     "bulk_rows",
     "candidate_rows",
+    "cut_to_kth",
     "name_rank",
     "sum_per_owner",
     "top_dense",

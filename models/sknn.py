@@ -35,6 +35,7 @@ from models.ranking import (
     Proposals,
     RankBatch,
     Vocab,
+    cut_to_kth,
     unique_inverse,
 )
 from models.transitions import top_by_name
@@ -328,16 +329,9 @@ class SessionKNN(Recommender):
 def _top_neighbors(owner: np.ndarray, sims: np.ndarray, sid: np.ndarray, k: int) -> np.ndarray:
     """``top_per_owner(owner, sims, k, -sid)`` (ties: the newer session) for entries sorted
     by owner, then sid: each owner's entries below its ``k``-th best similarity are dropped
-    first (a partition); the rest, taken newest first, are sorted stably by similarity, then
-    by owner (a radix sort)."""
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    ends = np.r_[starts[1:], len(owner)]
-    keep = np.ones(len(owner), dtype=bool)
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        if b - a > k:
-            mine = sims[a:b]
-            keep[a:b] = mine >= np.partition(mine, b - a - k)[b - a - k]
-    kept = np.flatnonzero(keep)[::-1]  # newest session first within each owner
+    first (:func:`~models.ranking.cut_to_kth`); the rest, taken newest first, are sorted
+    stably by similarity, then by owner (a radix sort)."""
+    kept = cut_to_kth(owner, sims, k)[::-1]  # newest session first within each owner
     order = np.argsort(-sims[kept], kind="stable")
     by = owner[kept][order]
     order = order[np.argsort(by.astype(np.uint16) if owner[-1] < 1 << 16 else by, kind="stable")]
