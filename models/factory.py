@@ -2,7 +2,9 @@
 
 >>> engine = default_hybrid(thresholds=(1, 5, 20))
 >>> sorted(engine.sources)
-['cf', 'cohort', 'content', 'ease', 'mf', 'popularity', 'rating', 'seq', 'session', 'sknn']
+['cf', 'cohort', 'content', 'ease', 'popularity', 'rating', 'seq', 'session', 'sknn']
+>>> list(default_hybrid(sources=["mf", "cf"]).sources)
+['cf', 'mf']
 >>> engine.policy.names, engine.fallback
 (['cold', 'warm', 'active', 'established'], 'popularity')
 >>> build_row("cf").policy.names
@@ -63,12 +65,15 @@ def default_hybrid(
     thresholds: Sequence[int] = (1, 5, 20),
     half_life: float = 24 * 3600.0,
     seed: int = 42,
+    sources: Sequence[str] | None = None,
 ) -> HybridRecommender:
-    """Every source recstream ships, behind the switching policy with ``thresholds``."""
-    sources = make_sources(
-        list(registry.REGISTRY), half_life=half_life, seed=seed, thresholds=thresholds
-    )
-    return _hybrid(sources, SwitchingPolicy.from_thresholds(thresholds))
+    """The worker's hybrid: ``sources`` (by default the registry's line-up,
+    :func:`models.registry.line_up`), in line-up order, behind the switching policy with
+    ``thresholds``."""
+    names = registry.line_up() if sources is None else sources
+    built = make_sources(names, half_life=half_life, seed=seed, thresholds=thresholds)
+    in_order = {name: built[name] for name in registry.REGISTRY if name in built}
+    return _hybrid(in_order, SwitchingPolicy.from_thresholds(thresholds))
 
 
 def build_row(

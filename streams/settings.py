@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from models import registry
+
 __all__ = ["TOPICS", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "RECSTREAM_"
@@ -70,6 +72,13 @@ class Settings(BaseSettings):
         (1, 5, 20),
         description="Interaction counts at which a user moves from cold to warm, active and "
         "established (comma-separated, increasing).",
+    )
+    sources: Annotated[tuple[str, ...], NoDecode] = Field(
+        registry.line_up(),
+        description="The candidate sources the worker runs (comma-separated): by default "
+        "every source recstream ships but `mf`, which costs a tenth of the CPU per event and "
+        "moved no measured list (docs/PERFORMANCE.md); a source every phase leaves out still "
+        "learns (e.g. `rating`, which predicts ratings).",
     )
     batch_size: int = Field(500, ge=1, le=100_000, description="Most events per batch.")
     batch_wait: float = Field(
@@ -158,6 +167,24 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             value = (value,)
         return value
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(v for v in value.replace(" ", "").split(",") if v)
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        known = ",".join(registry.REGISTRY)
+        unknown = [v for v in value if v not in registry.REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown source(s) {','.join(unknown)}; known: {known}")
+        if not value:
+            raise ValueError(f"expected at least one of {known}")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("thresholds")
     @classmethod

@@ -64,7 +64,11 @@ class ModelOwner:
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisState, worker: str) -> ModelOwner:
-        engine = default_hybrid(thresholds=settings.thresholds, half_life=settings.half_life)
+        engine = default_hybrid(
+            thresholds=settings.thresholds,
+            half_life=settings.half_life,
+            sources=settings.sources,
+        )
         return cls(engine, store, settings.checkpoint_interval, worker)
 
     def holds(self, tp: str, offset: int) -> bool:

@@ -68,10 +68,14 @@ def test_a_checkpoint_from_before_the_split_serves_what_it_served() -> None:
 
 def test_a_checkpoint_from_before_the_split_takes_the_current_line_up() -> None:
     engine, users = old_checkpoint()
-    learned = engine.sources["sknn"]
+    learned, mf = engine.sources["sknn"], engine.sources["mf"]
     current = default_hybrid()
     engine = engine.reconfigured(current)
-    assert list(engine.sources) == list(registry.REGISTRY)
+    assert list(engine.sources) == list(registry.line_up())  # mf left out: not run by default
+    # a deployment that names mf (RECSTREAM_SOURCES) keeps what the checkpoint's mf learned
+    with_mf = old_checkpoint()[0].reconfigured(default_hybrid(sources=list(registry.REGISTRY)))
+    served = with_mf.sources["mf"].recommend(users["u0"], k=3)
+    assert served and served == mf.recommend(users["u0"], k=3)
     assert engine.sources["sknn"] is learned and engine.sources["cf"] is current.sources["cf"]
     assert engine.fallback == current.fallback and engine.policy is current.policy
     assert engine.recommend(users["u0"], k=5, exclude=users["u0"].seen)

@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 
+from models import registry
 from models.base import Candidate, Recommender, UserState
 from models.events import Event, apply_event
 from models.factory import default_hybrid
@@ -127,10 +128,11 @@ def test_an_event_is_scored_then_learned_and_counts_hits_against_the_last_served
     assert user.hits == 1 and user.interactions == 2 and user.recent == ["b", "c"]
 
 
-def test_every_default_phase_weights_only_sources_the_worker_ships() -> None:
+def test_every_default_phase_weights_sources_the_worker_runs_and_known_ones_only() -> None:
     hybrid = default_hybrid()
     for phase in hybrid.policy.phases:
-        assert phase.weights and set(phase.weights) <= set(hybrid.sources), phase.name
+        assert set(phase.weights) & set(hybrid.sources), phase.name
+        assert set(phase.weights) <= set(registry.REGISTRY), phase.name
     established = hybrid.policy.phase_for(20).weights
     assert max(established, key=established.__getitem__) in {"cf", "ease"}
 

@@ -57,7 +57,9 @@ def test_the_line_up_and_rows_are_the_ones_before() -> None:
     names = ["popularity", "cohort", "content", "session", "sknn", "cf", "ease", "mf", "seq"]
     assert list(SOURCES) == list(REGISTRY) == [*names, "rating"]
     assert tuple(names) == registry.ranked() == ROWS[:-1] and ROWS[-1] == "hybrid"
-    assert list(default_hybrid().sources) == list(REGISTRY)
+    assert list(default_hybrid().sources) == list(registry.line_up())
+    assert [n for n in REGISTRY if n not in registry.line_up()] == ["mf"]
+    assert list(default_hybrid(sources=list(REGISTRY)).sources) == list(REGISTRY)
     assert registry.fallback() == "popularity"
 
 
@@ -72,6 +74,11 @@ def test_every_entry_is_named_after_its_class_and_built_from_the_settings() -> N
     sources = make_sources(["popularity", "cohort", "mf"], half_life=60.0, seed=5)
     assert sources["popularity"].half_life == 60.0 and sources["cohort"].stages == (1, 5, 20)
     assert sources["mf"].seed == 5
+
+
+def test_a_line_up_naming_an_unknown_source_is_refused() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        default_hybrid(sources=["cf", "nope"])
 
 
 def test_a_row_is_one_source_alone_and_the_fallback_only_where_it_is() -> None:

@@ -41,6 +41,8 @@ def test_values_come_from_recstream_variables(monkeypatch):
         ("RECSTREAM_REDIS_URL", "mysql://x"),
         ("RECSTREAM_APP_ID", "bad id!"),
         ("RECSTREAM_THRESHOLDS", "5,1,20"),
+        ("RECSTREAM_SOURCES", "cf,nope"),
+        ("RECSTREAM_SOURCES", " , "),
         ("RECSTREAM_LOG_LEVEL", "loud"),
     ],
 )
@@ -49,6 +51,29 @@ def test_a_bad_value_fails_with_a_message_naming_the_variable(monkeypatch, var, 
     with pytest.raises(SettingsError) as err:
         load_settings()
     assert var in str(err.value) and repr(value) in str(err.value)
+
+
+def test_the_worker_runs_the_default_line_up_or_the_sources_named(monkeypatch):
+    from models import registry
+    from streams.worker.owner import ModelOwner
+
+    default = load_settings()
+    assert default.sources == registry.line_up() and "mf" not in default.sources
+    monkeypatch.setenv("RECSTREAM_SOURCES", "mf, popularity,cf,mf")
+    chosen = load_settings()
+    assert chosen.sources == ("mf", "popularity", "cf")
+    assert load_settings(**_env_of(chosen)).sources == chosen.sources  # as a worker gets it
+    owner = ModelOwner.from_settings(chosen, store=None, worker="w")  # type: ignore[arg-type]
+    assert list(owner.engine.sources) == ["popularity", "cf", "mf"]  # in line-up order
+    assert owner.engine.fallback == "popularity"
+
+
+def _env_of(settings):
+    return {
+        k.removeprefix("RECSTREAM_").lower(): v
+        for k, v in settings.to_env().items()
+        if k.startswith("RECSTREAM_")
+    }
 
 
 def test_the_cli_reports_a_bad_setting_and_exits_2(monkeypatch, capsys):
