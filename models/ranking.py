@@ -71,6 +71,8 @@ class Vocab:
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
         self._maps: dict[int, tuple[Sequence[str | None], np.ndarray]] = {}
+        #: the names sorted, their ids, and each id's place among them (see name_order)
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -109,6 +111,35 @@ class Vocab:
     def _map(self, items: Iterable[str | None]) -> np.ndarray:
         get = self.id
         return np.fromiter((-1 if x is None else get(x) for x in items), dtype=np.int64)
+
+    def name_order(self) -> np.ndarray:
+        """Each id's place among all the ids sorted by name, kept up to date as the vocabulary
+        grows: the names added since are sorted among themselves and merged in (a sort of the
+        whole vocabulary only the first time).
+
+        >>> vocab = Vocab()
+        >>> _ = vocab.intern(["b", "d"]); vocab.name_order().tolist()
+        [0, 1]
+        >>> _ = vocab.intern(["c", "a"]); vocab.name_order().tolist()
+        [1, 3, 2, 0]
+        """
+        n = len(self.names)
+        if self._sorted is not None and len(self._sorted[2]) == n:
+            return self._sorted[2]
+        if self._sorted is None:
+            names, ids = np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64)
+        else:
+            names, ids, _ = self._sorted
+        new_ids = np.arange(len(ids), n, dtype=np.int64)
+        new_names = np.asarray(self.names[len(ids) :], dtype=object)
+        by_name = np.argsort(new_names, kind="stable")
+        new_names, new_ids = new_names[by_name], new_ids[by_name]
+        at = np.searchsorted(names, new_names)
+        names, ids = np.insert(names, at, new_names), np.insert(ids, at, new_ids)
+        place = np.empty(n, dtype=np.int64)
+        place[ids] = np.arange(n)
+        self._sorted = (names, ids, place)
+        return place
 
     def row_of(self, items: Sequence[str | None]) -> np.ndarray:
         """The row of each id in a source's row list (``-1``: the source has no row for it)."""
@@ -344,19 +375,15 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def name_rank(vocab: Vocab, items: np.ndarray) -> np.ndarray:
-    """For each item id, its place among ``items`` by name (ties broken by item id, as a
-    per-user sort by ``(-score, item_id)`` breaks them).
+    """For each item id, a key that orders ``items`` by name, as a per-user sort by
+    ``(-score, item_id)`` breaks ties: its place among the vocabulary's names
+    (:meth:`Vocab.name_order`).
 
     >>> vocab = Vocab()
     >>> name_rank(vocab, vocab.intern(["b", "a", "c", "a"])).tolist()
     [1, 0, 2, 0]
     """
-    distinct, inverse = unique_inverse(items)
-    names = np.asarray([vocab.names[i] for i in distinct.tolist()], dtype=object)
-    order = np.argsort(names, kind="stable")
-    place = np.empty(len(distinct), dtype=np.int64)
-    place[order] = np.arange(len(distinct))
-    return place[inverse]
+    return vocab.name_order()[items]
 
 
 def candidate_rows(

@@ -171,6 +171,22 @@ def test_the_vocabulary_maps_a_source_rows_as_they_grow_and_after_a_renumbering(
     assert vocab.row_of(renumbered).tolist() == [1, -1, 0]
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_the_vocabularys_name_order_stays_the_sort_by_name_as_it_grows(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vocab = Vocab()
+    for _ in range(6):  # names arriving in batches, some again, interleaving the earlier ones
+        vocab.intern([f"i{x}" for x in rng.integers(0, 300, int(rng.integers(1, 60)))])
+        place = vocab.name_order()
+        by_name = sorted(range(len(vocab)), key=vocab.names.__getitem__)
+        assert place[by_name].tolist() == list(range(len(vocab)))
+        items = rng.integers(0, len(vocab), 40)
+        keys = name_rank(vocab, items)
+        assert [vocab.names[i] for i in items[np.argsort(keys, kind="stable")]] == sorted(
+            vocab.names[i] for i in items
+        )
+
+
 def test_a_batch_excludes_per_user() -> None:
     vocab = Vocab()
     batch = RankBatch([UserState("u"), UserState("v")], [{"x", "y"}, {"y"}], vocab)
