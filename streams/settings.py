@@ -184,6 +184,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown source(s) {','.join(unknown)}; known: {known}")
         if not value:
             raise ValueError(f"expected at least one of {known}")
+        fallback = registry.fallback()
+        empty = [p for p, _ in registry.PHASES if not set(registry.phase_weights(p)) & set(value)]
+        if empty and fallback not in value:
+            raise ValueError(
+                f"the {'/'.join(empty)} phase weighs none of these sources and the fallback "
+                f"({fallback}) is not among them: its users would get empty lists"
+            )
         return tuple(dict.fromkeys(value))
 
     @field_validator("thresholds")

@@ -43,6 +43,7 @@ def test_values_come_from_recstream_variables(monkeypatch):
         ("RECSTREAM_THRESHOLDS", "5,1,20"),
         ("RECSTREAM_SOURCES", "cf,nope"),
         ("RECSTREAM_SOURCES", " , "),
+        ("RECSTREAM_SOURCES", "cf,ease"),  # nothing for a user's first event, no fallback
         ("RECSTREAM_LOG_LEVEL", "loud"),
     ],
 )
@@ -59,6 +60,8 @@ def test_the_worker_runs_the_default_line_up_or_the_sources_named(monkeypatch):
 
     default = load_settings()
     assert default.sources == registry.line_up() and "mf" not in default.sources
+    monkeypatch.setenv("RECSTREAM_SOURCES", "cohort,cf")  # a source for every phase
+    assert load_settings().sources == ("cohort", "cf")
     monkeypatch.setenv("RECSTREAM_SOURCES", "mf, popularity,cf,mf")
     chosen = load_settings()
     assert chosen.sources == ("mf", "popularity", "cf")
