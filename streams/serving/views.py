@@ -150,5 +150,6 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
                 "uptime_s": round(time.time() - rt.started_at, 1),
                 "checkpoint_loaded": rt.checkpoint_loaded,
                 "catalogue_records": rt.catalogue_records,
+                "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
             }
             return self.json(body, status=200 if body["status"] == "ok" else 503)

@@ -145,8 +145,9 @@ def _noop_main() -> None:
     import faust  # noqa: F401  (the worker's dependency)
 
     from streams.settings import load_settings
-    from streams.worker.app import faust_app, faust_worker
+    from streams.worker.app import faust_app, faust_worker, use_uvloop
 
+    use_uvloop()  # the worker's event loop
     settings = load_settings()
     out = open(os.environ["BENCH_NOOP_OUT"], "a", buffering=1)  # noqa: SIM115
     app = faust_app(settings)

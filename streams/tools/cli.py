@@ -50,7 +50,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust  # noqa: F401  (imported here: the CLI's other commands start faster)
 
     from streams.tools.kafka_io import ensure_topics
-    from streams.worker.app import create_app, faust_worker  # the worker's one import here
+    from streams.worker.app import create_app, faust_worker, use_uvloop  # the worker's imports
+
+    use_uvloop()
 
     # with the configured partitions, before Faust subscribes: a broker that creates topics
     # on first use gives them its own default count

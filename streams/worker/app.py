@@ -41,6 +41,20 @@ __all__ = ["WorkerRuntime", "create_app", "faust_app", "faust_worker"]
 log = logging.getLogger(__name__)
 
 
+def use_uvloop() -> str:
+    """Run this process's asyncio event loops on uvloop when it is installed (a dependency
+    wherever it builds: not on Windows): Faust's consumer, the producer, Redis and the web
+    views are many small reads, writes and callbacks a batch, which it runs for less CPU (the
+    bench: pipeline +7-9 %, a no-op agent +22-26 %, docs/PERFORMANCE.md). Call it first thing in
+    a process that runs a Faust worker, before any loop is made. Returns the loop's name."""
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
 def faust_app(settings: Settings) -> faust.App:
     """A Faust app configured from ``settings`` (no agents yet)."""
     app = faust.App(

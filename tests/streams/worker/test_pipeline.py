@@ -143,6 +143,14 @@ def test_http_endpoints_answer_as_specified(settings, worker, publish, wait_for)
     assert health["assigned_partitions"]
 
 
+def test_the_worker_process_runs_its_event_loop_on_uvloop(settings, worker):
+    """Faust's consumer, the producer, Redis and the web views run on uvloop in the worker's
+    process (less CPU for their many small reads, writes and callbacks); /health says so."""
+    worker.start()
+    status, health = worker.get("/health")
+    assert status == 200 and health["event_loop"] == "uvloop"
+
+
 def test_a_worker_is_healthy_only_once_it_has_read_the_whole_catalogue(settings, worker):
     """A worker answers /health ok (and its stream starts) only after it has applied every
     catalogue record published before it started: before that, an item deleted from the
