@@ -13,8 +13,13 @@ layout and the worker's consumer settings (batch size, batch wait, fetch wait):
 3. **pipeline, paced**: then more of the stream at ``--rate`` events/s:
    ``latency_at_rate_ms``.
 
-Then ``worker_peak_rss_mb`` (the largest peak resident set of the workers) and
-``redis_bytes_per_user`` (Redis's own ``MEMORY USAGE`` of the user states, averaged). Events
+Each phase's CPU time too, read from ``/proc`` (every thread of the processes; the forked
+checkpoint children not counted): ``noop_cpu_us_per_event``, ``pipeline_cpu_us_per_event``
+(the workers', unpaced), their ``cpu_ratio`` (no-op / pipeline: the events/s ratio each would
+have on a core of its own, less moved by a busy machine than the wall-time ratio) and
+``cpu_us_per_event_at_rate``. Then ``worker_peak_rss_mb`` (the largest peak resident set of
+the workers) and ``redis_bytes_per_user`` (Redis's own ``MEMORY USAGE`` of the user states,
+averaged). Events
 per second count from the moment the stream starts being published to the moment its last
 event is processed (the producer is faster than either reader, so this is the reader's pace).
 ``--json`` prints everything as one object on the last line; a progress bar goes to stderr.
@@ -252,8 +257,9 @@ def _warm_up(settings: Settings) -> None:
 
 def _noop(
     settings: Settings, events: list[dict[str, Any]], workdir: Path, cfg: BenchConfig
-) -> float:
-    """Events/s of the no-op agent reading ``events`` as they are published."""
+) -> tuple[float, float | None]:
+    """Events/s of the no-op agent reading ``events`` as they are published, and its CPU
+    microseconds per event meanwhile."""
     from streams.tools.embedded import free_port
     from streams.tools.kafka_io import ensure_topics
 
@@ -283,19 +289,48 @@ def _noop(
             _warm_up(noop)
             _wait(lambda: lines.count, 1, tqdm(disable=True), alive, 120.0, "the no-op agent")
             base = lines.count
+            cpu = _CpuClock([proc.pid])
             started = time.time()
             _publish_in_background(noop, events)
             _wait(lambda: lines.count - base, len(events), bar, alive, 600.0, "the no-op agent")
+            cpu_per_event = cpu.per_event(len(events))
     finally:
         from streams.tools.processes import stop_process
 
         stop_process(proc)
-    return len(events) / max(lines.last_at() - started, 1e-9)
+    return len(events) / max(lines.last_at() - started, 1e-9), cpu_per_event
 
 
 def _stats(client: Any, key: str) -> int:
     got = client.hmget(key, ["events", "dead", "duplicates"])
     return sum(int(v or 0) for v in got)
+
+
+class _CpuClock:
+    """The CPU time (user and system, every thread) that processes use from now on, read from
+    ``/proc`` (Linux; ``None`` elsewhere): less moved by a busy machine than events per second
+    of wall time, since a process waiting for a core uses none."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.start = self._now()
+
+    def _now(self) -> float | None:
+        total = 0.0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                return None
+        return total
+
+    def per_event(self, events: int) -> float | None:
+        """CPU microseconds per event since the start (or the last call); restarts the clock."""
+        now = self._now()
+        spent = None if now is None or self.start is None else now - self.start
+        self.start = now
+        return round(spent / events * 1e6, 1) if spent is not None and events else None
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -370,7 +405,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         wait_for_broker(settings.bootstrap_servers)
         stream = list(bench_stream(cfg.events + cfg.paced, cfg.users, cfg.items, cfg.seed))
         unpaced, paced = stream[: cfg.events], stream[cfg.events :]
-        noop_rate = _noop(settings, unpaced, workdir, cfg)
+        noop_rate, noop_cpu = _noop(settings, unpaced, workdir, cfg)
 
         ensure_topics(settings)
         publish_items(settings, bench_items(cfg.items, cfg.seed))
@@ -387,16 +422,19 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             with tqdm(
                 total=len(unpaced), desc="pipeline", unit="ev", disable=not cfg.progress
             ) as bar:
+                cpu = _CpuClock([p.pid for p in workers.procs])
                 t0 = time.time()
                 _publish_in_background(settings, unpaced)
                 _wait(lambda: done() - base, len(unpaced), bar, workers.alive, 900.0, "the workers")
                 pipeline_rate = len(unpaced) / max(time.time() - t0, 1e-9)
+                pipeline_cpu = cpu.per_event(len(unpaced))
             base = done()
             with tqdm(
                 total=len(paced), desc=f"paced {cfg.rate:g}/s", unit="ev", disable=not cfg.progress
             ) as bar:
                 publish_events(settings, paced, rate=cfg.rate, progress=False)
                 _wait(lambda: done() - base, len(paced), bar, workers.alive, 600.0, "the workers")
+                paced_cpu = cpu.per_event(len(paced))
             rss = [_peak_rss_mb(p.pid) for p in workers.procs]
         finally:
             workers.stop()
@@ -413,6 +451,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             "noop_events_per_s": round(noop_rate, 1),
             "pipeline_events_per_s": round(pipeline_rate, 1),
             "ratio": round(pipeline_rate / noop_rate, 4) if noop_rate else None,
+            "noop_cpu_us_per_event": noop_cpu,
+            "pipeline_cpu_us_per_event": pipeline_cpu,
+            "cpu_ratio": round(noop_cpu / pipeline_cpu, 4) if noop_cpu and pipeline_cpu else None,
+            "cpu_us_per_event_at_rate": paced_cpu,
             "latency_ms": percentiles(lat),
             "rate": cfg.rate,
             "paced_events": len(paced),
@@ -439,6 +481,9 @@ def format_result(r: dict[str, Any]) -> str:
             f"  no-op Faust agent   {r['noop_events_per_s']:>9.0f} events/s",
             f"  recstream pipeline  {r['pipeline_events_per_s']:>9.0f} events/s "
             f"({r['ratio']:.1%} of the no-op)",
+            f"  CPU per event: no-op {r['noop_cpu_us_per_event']} µs, pipeline "
+            f"{r['pipeline_cpu_us_per_event']} µs (no-op/pipeline {r['cpu_ratio']}); "
+            f"at {r['rate']:g} events/s {r['cpu_us_per_event_at_rate']} µs",
             f"  latency, unpaced (arrival -> publish): {ms(r['latency_ms'])}",
             f"  latency at {r['rate']:g} events/s:          {ms(r['latency_at_rate_ms'])}",
             f"  worker peak RSS {r['worker_peak_rss_mb']} MB; Redis {r['redis_bytes_per_user']} "

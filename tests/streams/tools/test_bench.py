@@ -75,9 +75,19 @@ def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
         "latency_at_rate_ms",
         "worker_peak_rss_mb",
         "redis_bytes_per_user",
+        "noop_cpu_us_per_event",
+        "pipeline_cpu_us_per_event",
+        "cpu_ratio",
+        "cpu_us_per_event_at_rate",
     ):
         assert key in result, key
     assert result["noop_events_per_s"] > 0 and result["pipeline_events_per_s"] > 0
+    # the processes' own CPU time: the pipeline learns and ranks, the no-op only counts
+    assert 0 < result["noop_cpu_us_per_event"] < result["pipeline_cpu_us_per_event"]
+    assert result["cpu_ratio"] == pytest.approx(
+        result["noop_cpu_us_per_event"] / result["pipeline_cpu_us_per_event"], rel=1e-3
+    )
+    assert result["cpu_us_per_event_at_rate"] > 0
     assert result["ratio"] == pytest.approx(
         result["pipeline_events_per_s"] / result["noop_events_per_s"], rel=0.01
     )
