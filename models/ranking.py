@@ -321,7 +321,7 @@ def cut_to_kth(owner: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
         return np.arange(len(owner))
     group = np.repeat(np.arange(len(starts)), counts)
     if len(starts) * widest <= 4 * len(owner) + (1 << 16):
-        # negated, padded with +inf and partitioned in place: no copy of the grid (2x faster)
+        # negated, padded with +inf and partitioned in place: no copies of the grid
         grid = np.full((len(starts), widest), np.inf)
         grid[group, np.arange(len(owner)) - starts[group]] = -scores
         grid.partition(k - 1, axis=1)

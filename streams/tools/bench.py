@@ -19,9 +19,9 @@ checkpoint children not counted): ``noop_cpu_us_per_event``, ``pipeline_cpu_us_p
 have on a core of its own, less moved by a busy machine than the wall-time ratio) and
 ``cpu_us_per_event_at_rate``. Then ``worker_peak_rss_mb`` (the largest peak resident set of
 the workers) and ``redis_bytes_per_user`` (Redis's own ``MEMORY USAGE`` of the user states,
-averaged). Events
-per second count from the moment the stream starts being published to the moment its last
-event is processed (the producer is faster than either reader, so this is the reader's pace).
+averaged). Events per second count from the moment the stream starts being published to the
+moment its last event is processed (the producer is faster than either reader, so this is the
+reader's pace).
 ``--json`` prints everything as one object on the last line; a progress bar goes to stderr.
 Nothing is asserted: the figures are what this machine did in this run.
 
