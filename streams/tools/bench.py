@@ -316,14 +316,15 @@ class _CpuClock:
         self.start = self._now()
 
     def _now(self) -> float | None:
-        total = 0.0
+        from streams.tools.processes import proc_stat
+
+        total = 0
         for pid in self.pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            except (OSError, ValueError, IndexError):
+            fields = proc_stat(pid)
+            if len(fields) <= 12:
                 return None
-        return total
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def per_event(self, events: int) -> float | None:
         """CPU microseconds per event since the start (or the last call); restarts the clock."""

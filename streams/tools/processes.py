@@ -20,11 +20,21 @@ import redis
 __all__ = [
     "http_json",
     "port_free",
+    "proc_stat",
     "redis_answers",
     "start_worker",
     "stop_process",
     "wait_healthy",
 ]
+
+
+def proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (``[11]`` user CPU ticks,
+    ``[12]`` system, ``[19]`` the start time), or ``[]`` where it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
 
 
 def redis_answers(url: str) -> bool:

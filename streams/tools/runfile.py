@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.settings import ENV_PREFIX, Settings, load_settings
+from streams.tools.processes import proc_stat
 
 __all__ = [
     "CliSettings",
@@ -74,11 +75,8 @@ def write_run_file(path: Path, values: Mapping[str, str], pid: int) -> None:
 def _started(pid: int) -> str:
     """The start time of process ``pid`` (clock ticks since boot, from ``/proc``), to tell it
     from a later process with the same pid; empty where there is no ``/proc``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[19]
+    fields = proc_stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def _alive(pid: int, started: str) -> bool:
