@@ -86,7 +86,7 @@ class UserState:
     also the "already seen" set that recommendations exclude. ``session_items`` is the ordered
     item list of the current session. ``profile`` is the content model's sparse taste vector.
     ``last_served`` is the list last published to the user (the online hit is scored against
-    it); ``last_published`` that whole message, opaque to the models, for serving it again.
+    it; the whole message is stored beside the state, not in it).
     """
 
     user_id: str
@@ -98,7 +98,6 @@ class UserState:
     profile: dict[str, float] = field(default_factory=dict)
     profile_ts: float | None = None
     last_served: list[str] = field(default_factory=list)
-    last_published: dict[str, Any] | None = None
     hits: int = 0
     max_history: int = 500
     max_session: int = 50
@@ -164,7 +163,6 @@ class UserState:
             "profile": self.profile,
             "profile_ts": self.profile_ts,
             "last_served": self.last_served,
-            "last_published": self.last_published,
             "hits": self.hits,
         }
 

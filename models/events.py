@@ -106,7 +106,6 @@ class UserSnapshot(UserState):
             session_items=list(live.session_items),
             last_seen=live.last_seen,
             last_served=live.last_served,
-            last_published=None,
             hits=live.hits,
             max_history=live.max_history,
             max_session=live.max_session,

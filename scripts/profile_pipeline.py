@@ -3,10 +3,11 @@
 Drives :class:`~streams.worker.processor.BatchProcessor` with ``recstream bench``'s stream in
 the worker's batches, against the Redis at ``--redis`` (a key prefix of its own, deleted after),
 and prints CPU microseconds per event for each stage of a batch: process (parse, Redis read,
-learning, ranking, messages), the Redis commit, the messages' JSON for the producer, and the
-model checkpoint's pickle. ``--profile`` adds cProfile's top functions; ``--by-source`` a
-table of each source's CPU per event (its ``propose`` and ``learn_many``, and the blend) for
-each window of ``--window`` events, so that what grows as the models fill is seen.
+learning, ranking, the lists' JSON), the Redis commit, the model updates' JSON for the
+producer, and the model checkpoint's pickle. ``--profile`` adds cProfile's top functions;
+``--by-source`` a table of each source's CPU per event (its ``propose`` and ``learn_many``,
+and the blend) for each window of ``--window`` events, so that what grows as the models fill
+is seen.
 
     python scripts/profile_pipeline.py --events 10000 --items 10000 --users 5000
     python scripts/profile_pipeline.py --events 30000 --by-source --batch 100
@@ -74,9 +75,7 @@ async def run(args: argparse.Namespace) -> None:
             t1 = time.process_time()
             await proc.commit(out)
             t2 = time.process_time()
-            for rec in out.recommendations:
-                encode(rec)
-            for upd in out.updates:
+            for upd in out.updates:  # (the lists' JSON is built in process)
                 encode(upd)
             t3 = time.process_time()
             if prof:

@@ -9,7 +9,9 @@ all, and only if nobody changed its partitions' offsets or its users meanwhile (
 keeps a paused or partitioned worker from overwriting newer state). Multi-key commands and the
 script need the batch's keys on one Redis (not Redis Cluster slots).
 
-Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state; the ``{uid}`` hash tag keeps a
+Keys (``P`` is the app id): ``P:user:{uid}`` (JSON user state: what the worker reads per
+batch), ``P:list:{uid}`` (the list last published to the user, the very JSON sent to the
+``recommendations`` topic, for ``GET /recommendations``; the ``{uid}`` hash tag keeps a
 user's keys in one Redis Cluster slot), ``P:event:ID`` (dedup marker), ``P:offsets`` (hash
 ``topic:partition`` -> last applied offset), ``P:models:W`` and ``P:models:W:meta`` (worker
 ``W``'s model checkpoint and the offsets it reflects; ``P:checkpoints`` indexes them by time),
@@ -42,6 +44,7 @@ __all__ = [
     "Fenced",
     "RedisState",
     "UserConflict",
+    "bytes_per_user",
     "offsets_key",
     "user_state",
     "version",
@@ -53,13 +56,13 @@ T = TypeVar("T")
 
 #: A batch's whole write, atomic and conditional (the fence): it applies only when every
 #: partition's applied offset and every user's state are still what the batch read.
-#: KEYS: offsets hash, stats hash, users..., markers...
-#: ARGV: ttl, #users, #markers, #checks, (tp, expected offset or '')..., (expected sha1 of the
-#: user's JSON or '', new JSON) per user..., marker values..., #offsets, (tp, offset)...,
-#: #counters, (name, n)...
+#: KEYS: offsets hash, stats hash, users..., markers..., lists...
+#: ARGV: ttl, #users, #markers, #checks, #lists, (tp, expected offset or '')..., (expected sha1
+#: of the user's JSON or '', new JSON) per user..., marker values..., lists..., #offsets, (tp,
+#: offset)..., #counters, (name, n)...
 _COMMIT = """
-local ttl, nu, nm = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local a = 5
+local ttl, nu, nm, nl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local a = 6
 for i = 1, tonumber(ARGV[4]) do
   local have = redis.call('HGET', KEYS[1], ARGV[a]) or ''
   if have ~= ARGV[a + 1] then return {'fenced', ARGV[a], have} end
@@ -75,6 +78,8 @@ for i = 1, nu do redis.call('SET', KEYS[2 + i], ARGV[a + 2 * (i - 1) + 1]) end
 a = a + 2 * nu
 for i = 1, nm do redis.call('SET', KEYS[2 + nu + i], ARGV[a + i - 1], 'EX', ttl) end
 a = a + nm
+for i = 1, nl do redis.call('SET', KEYS[2 + nu + nm + i], ARGV[a + i - 1]) end
+a = a + nl
 local n = tonumber(ARGV[a]); a = a + 1
 for i = 1, n do redis.call('HSET', KEYS[1], ARGV[a], ARGV[a + 1]); a = a + 2 end
 n = tonumber(ARGV[a]); a = a + 1
@@ -103,6 +108,19 @@ def user_state(user_id: str, data: Mapping[str, Any] | None, max_history: int) -
     if data:
         return UserState.from_dict(dict(data), max_history=max_history)
     return UserState(user_id, max_history=max_history)
+
+
+def bytes_per_user(client: redis.Redis, prefix: str) -> float | None:
+    """What Redis spends on each user under app id ``prefix``, on average: its own ``MEMORY
+    USAGE`` of the users' states and of the lists last published to them, over the users
+    (None when there is none). ``client`` is a blocking client (a benchmark's)."""
+    users = list(client.scan_iter(match=f"{prefix}:user:*", count=1000))
+    if not users:
+        return None
+    pipe = client.pipeline(transaction=False)
+    for key in [*users, *client.scan_iter(match=f"{prefix}:list:*", count=1000)]:
+        pipe.memory_usage(key, samples=0)
+    return round(sum(s for s in pipe.execute() if s is not None) / len(users), 1)
 
 
 def offsets_key(prefix: str) -> str:
@@ -138,6 +156,9 @@ class RedisState:
     # -- keys ---------------------------------------------------------------------------
     def user_key(self, user_id: str) -> str:
         return f"{self.prefix}:user:{{{user_id}}}"
+
+    def list_key(self, user_id: str) -> str:
+        return f"{self.prefix}:list:{{{user_id}}}"
 
     def event_key(self, event_id: str) -> str:
         return f"{self.prefix}:event:{event_id}"
@@ -225,12 +246,14 @@ class RedisState:
         *,
         versions: Mapping[str, str] | None = None,
         expected: Mapping[str, int | None] | None = None,
+        lists: Mapping[str, bytes] | None = None,
     ) -> None:
         """Write a batch in one atomic script: user states, dedup markers (value: where the
-        event was applied) with their TTL, the partitions' applied ``offsets`` and the
-        counters. Fenced: raises :class:`Fenced` when a partition's applied offset is no longer
-        ``expected`` (``None``: none), :class:`UserConflict` when a user's stored state is no
-        longer the one of ``versions`` (as :attr:`BatchView.versions` read it)."""
+        event was applied) with their TTL, the lists published to users (``lists``: user ->
+        the message's JSON), the partitions' applied ``offsets`` and the counters. Fenced:
+        raises :class:`Fenced` when a partition's applied offset is no longer ``expected``
+        (``None``: none), :class:`UserConflict` when a user's stored state is no longer the
+        one of ``versions`` (as :attr:`BatchView.versions` read it)."""
         uids = list(users)
         payload = [pydantic_core.to_json(users[u]) for u in uids]  # compact, in Rust
         keys = [
@@ -238,14 +261,16 @@ class RedisState:
             self.stats_key,
             *(self.user_key(u) for u in uids),
             *(self.event_key(m) for m in markers),
+            *(self.list_key(u) for u in lists or {}),
         ]
         checks = [(tp, "" if off is None else str(off)) for tp, off in (expected or {}).items()]
         counters = stats.counters() if stats else {}
-        args: list[Any] = [ttl, len(uids), len(markers), len(checks)]
+        args: list[Any] = [ttl, len(uids), len(markers), len(checks), len(lists or {})]
         args += [x for pair in checks for x in pair]
         for uid, body in zip(uids, payload, strict=True):
             args += [(versions or {}).get(uid, ""), body]
         args += list(markers.values())
+        args += list((lists or {}).values())
         args += [len(offsets), *(x for tp, off in offsets.items() for x in (tp, off))]
         args += [len(counters), *(x for name, n in counters.items() for x in (name, n))]
 
@@ -261,6 +286,11 @@ class RedisState:
     # -- reads for the HTTP views -------------------------------------------------------
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
         raw = await self._retry("get_user", lambda: self.client.get(self.user_key(user_id)))
+        return json.loads(raw) if raw else None
+
+    async def get_list(self, user_id: str) -> dict[str, Any] | None:
+        """The list last published to ``user_id`` (the ``recommendations`` message), if any."""
+        raw = await self._retry("get_list", lambda: self.client.get(self.list_key(user_id)))
         return json.loads(raw) if raw else None
 
     async def get_stats(self) -> BatchStats:

@@ -65,10 +65,9 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
             await asyncio.sleep(time.perf_counter() - started)
         return {**rec, "served": "fresh"}
 
-    def published(user: UserState, k: int) -> dict[str, Any] | None:
-        """The list last published to ``user`` (the ``recommendations`` message, items since
-        deleted left out), or None when there is none to answer ``k`` with."""
-        last = user.last_published
+    def published(last: dict[str, Any] | None, k: int) -> dict[str, Any] | None:
+        """The list last published to a user (``last``, the ``recommendations`` message), items
+        since deleted left out, or None when there is none to answer ``k`` with."""
         if k > settings.k or not last:  # published lists hold RECSTREAM_K items
             return None
         deleted = rt.engine.deleted
@@ -94,7 +93,7 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
                 return self.json({"error": "fresh must be true or false"}, status=400)
             k, fresh = int(raw_k), FLAGS[raw_fresh]
             user, known = await load_user(user_id)
-            body = None if fresh or not known else published(user, k)
+            body = None if fresh or not known else published(await rt.store.get_list(user_id), k)
             return self.json(body or await rank(user, k))
 
     @app.page("/users/{user_id}")

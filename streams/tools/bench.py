@@ -18,10 +18,10 @@ checkpoint children not counted): ``noop_cpu_us_per_event``, ``pipeline_cpu_us_p
 (the workers', unpaced), their ``cpu_ratio`` (no-op / pipeline: the events/s ratio each would
 have on a core of its own, less moved by a busy machine than the wall-time ratio) and
 ``cpu_us_per_event_at_rate``. Then ``worker_peak_rss_mb`` (the largest peak resident set of
-the workers) and ``redis_bytes_per_user`` (Redis's own ``MEMORY USAGE`` of the user states,
-averaged). Events per second count from the moment the stream starts being published to the
-moment its last event is processed (the producer is faster than either reader, so this is the
-reader's pace).
+the workers) and ``redis_bytes_per_user`` (Redis's own ``MEMORY USAGE`` of the user states
+and of the lists last published to them, per user). Events per second count from the moment
+the stream starts being published to the moment its last event is processed (the producer is
+faster than either reader, so this is the reader's pace).
 ``--json`` prints everything as one object on the last line; a progress bar goes to stderr.
 Nothing is asserted: the figures are what this machine did in this run.
 
@@ -366,21 +366,11 @@ def _latencies(settings: Settings, wanted: set[str]) -> list[float]:
     return out
 
 
-def _redis_bytes_per_user(client: Any, app_id: str) -> float | None:
-    keys = list(client.scan_iter(match=f"{app_id}:user:*", count=1000))
-    if not keys:
-        return None
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.memory_usage(key, samples=0)
-    sizes = [s for s in pipe.execute() if s is not None]
-    return round(sum(sizes) / max(len(sizes), 1), 1)
-
-
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """The whole benchmark (see the module docstring); the JSON-able result."""
     import redis
 
+    from state.store import bytes_per_user
     from streams.tools.embedded import free_port, start_redis, start_tansu
     from streams.tools.kafka_io import ensure_topics, wait_for_broker
     from streams.tools.replay import publish_events, publish_items
@@ -461,7 +451,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             "paced_events": len(paced),
             "latency_at_rate_ms": percentiles(lat_rate),
             "worker_peak_rss_mb": max(known) if known else None,
-            "redis_bytes_per_user": _redis_bytes_per_user(client, app_id),
+            "redis_bytes_per_user": bytes_per_user(client, app_id),
             "lists": {"unpaced": len(lat), "paced": len(lat_rate)},
             "seconds": round(time.monotonic() - started, 1),
         }

@@ -153,7 +153,7 @@ def create_app(settings: Settings) -> faust.App:
                 await send_keyed(
                     producer,
                     recommendations.get_topic_name(),
-                    [(rec["user_id"].encode(), encode(rec)) for rec in out.recommendations],
+                    [(uid.encode(), body) for uid, body in out.published.items()],
                 )
                 # what the models learned, for the other workers: delivered before the batch
                 # is acknowledged, so no committed offset runs ahead of it

@@ -37,6 +37,7 @@ from state.store import BatchView, RedisState, user_state
 from streams.schemas import (
     DeadLetter,
     Interaction,
+    encode,
     event_time_error,
     recommendation_message,
     validation_error_text,
@@ -274,8 +275,8 @@ class BatchProcessor:
                 latency_ms=round(latency, 3) if latency is not None else None,
                 titles=self.titles,
             )
-            user.last_published = rec  # served again by GET /recommendations (never mutated)
             out.recommendations.append(rec)
+            out.published[user.user_id] = encode(rec)
         out.stats.recommendations = len(out.recommendations)
 
     async def commit(self, out: BatchOutcome, *, offsets: bool = True) -> None:
@@ -295,6 +296,7 @@ class BatchProcessor:
             out.stats,
             versions=out.versions,
             expected=out.read_offsets,
+            lists=out.published,
         )
         self.models.advance(out.offsets)
 

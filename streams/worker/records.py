@@ -35,6 +35,9 @@ class BatchOutcome:
     #: each touched user's new list, as the JSON object published (a
     #: :class:`~streams.schemas.Recommendation` by its schema: ``recommendation_message``)
     recommendations: list[dict[str, Any]] = field(default_factory=list)
+    #: the same lists as the JSON bytes sent (encoded once: published, and stored in Redis
+    #: for ``GET /recommendations``), by user
+    published: dict[str, bytes] = field(default_factory=dict)
     stats: BatchStats = field(default_factory=BatchStats)
     users: dict[str, UserState] = field(default_factory=dict)
     markers: dict[str, str] = field(default_factory=dict)

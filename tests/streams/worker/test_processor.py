@@ -8,7 +8,7 @@ import json
 import pytest
 
 from models.factory import default_hybrid
-from state.store import RedisState
+from state.store import RedisState, UserConflict
 from streams.worker.owner import ModelOwner
 from streams.worker.processor import BatchProcessor
 from streams.worker.records import Record, dedup_key
@@ -194,3 +194,52 @@ def test_records_below_the_applied_offset_with_unknown_event_ids_are_new_not_rep
         await store.close()
 
     run(scenario())
+
+
+def test_the_published_list_is_stored_beside_the_users_state_and_only_with_its_batch(settings):
+    """The list sent to a user is stored, as the very bytes sent, under its own key for
+    ``GET /recommendations``; the state each batch reads holds only what learning and ranking
+    need. A batch the fence refuses (the user changed since it was read) writes no list."""
+
+    async def scenario():
+        store, proc = await fresh(settings)
+        others = [{"user_id": f"o{n}", "item_id": f"i{n % 3}"} for n in range(6)]
+        out = await proc.process(records(*others, {"user_id": "s", "item_id": "i0"}))
+        await proc.commit(out)
+        sent = out.published["s"]
+        assert json.loads(sent)["items"]  # popular items for a newcomer
+        assert json.loads(sent) == out.recommendations[-1] == await store.get_list("s")
+        raw = await store.client.get(store.user_key("s"))
+        assert b'"items"' not in raw and b"last_published" not in raw
+        # two processors read the same user; the first to commit wins, the other is refused
+        _, slow = await fresh(settings)
+        stale = await slow.process(records({"user_id": "s", "item_id": "b"}, partition=1))
+        fast_out = await proc.process(records({"user_id": "s", "item_id": "c"}, start=7))
+        await proc.commit(fast_out)
+        with pytest.raises(UserConflict):
+            await slow.commit(stale)
+        assert await store.get_list("s") == json.loads(fast_out.published["s"])
+        assert await store.get_list("nobody") is None
+        await store.close()
+
+    run(scenario())
+
+
+def test_the_redis_bytes_per_user_count_the_state_and_the_last_list(settings):
+    """What ``recstream bench`` reports as Redis's cost per user covers both of a user's keys."""
+    import redis
+
+    from state.store import bytes_per_user
+
+    async def scenario():
+        store, proc = await fresh(settings)
+        assert bytes_per_user(redis.Redis.from_url(settings.redis_url), settings.app_id) is None
+        out = await proc.process(records({"user_id": "a", "item_id": "x"}))
+        await proc.commit(out)
+        await store.close()
+        return store.user_key("a"), store.list_key("a")
+
+    user_key, list_key = run(scenario())
+    client = redis.Redis.from_url(settings.redis_url)
+    both = client.memory_usage(user_key, samples=0) + client.memory_usage(list_key, samples=0)
+    assert bytes_per_user(client, settings.app_id) == both
