@@ -299,19 +299,24 @@ class RedisState:
         return BatchStats.from_counters({k.decode(): int(v) for k, v in raw.items()})
 
     # -- model checkpoints --------------------------------------------------------------
-    async def save_models(self, worker: str, blob: bytes, meta: Mapping[str, Any]) -> None:
+    def write_models(self, worker: str, blob: bytes, meta: Mapping[str, Any]) -> None:
         """``worker``'s checkpoint (each worker has its own key: no last writer wins), and its
-        time in the index that :meth:`load_models` picks the newest from."""
-        key = f"{self.models_key}:{worker}"
+        time in the index that :meth:`load_models` picks the newest from; all at once.
 
-        async def call() -> None:
-            pipe = self.client.pipeline(transaction=True)
+        Blocking, on a connection of its own, for the thread or the forked child that pickled
+        the models: the checkpoint's bytes (300 MB at 100,000 items) never pass through an
+        event loop. Not retried: a failure raises, and the checkpoint is taken again later
+        (until then the Kafka offsets stay behind the older one)."""
+        key = f"{self.models_key}:{worker}"
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=2.0, socket_timeout=60.0)
+        try:
+            pipe = client.pipeline(transaction=True)
             pipe.set(key, blob)
             pipe.set(key + ":meta", json.dumps(dict(meta)))
             pipe.hset(self.checkpoints_key, worker, str(meta.get("saved_at", 0.0)))
-            await pipe.execute()
-
-        await self._retry("save_models", call)
+            pipe.execute()
+        finally:
+            client.close()
 
     async def load_models(self) -> tuple[bytes | None, dict[str, Any]]:
         """The newest checkpoint of any worker (every worker's models learn every partition),

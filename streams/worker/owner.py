@@ -105,8 +105,10 @@ class ModelOwner:
         """Checkpoint; returns the offsets it holds. The models are snapshotted under
         :attr:`lock` (whatever changes them waits) and pickled outside it: in a forked child, a
         copy-on-write snapshot (as Redis's BGSAVE), so the stream goes on learning while it
-        pickles; on a platform without ``fork``, on a thread, holding the lock. Records how
-        long it took."""
+        pickles; on a platform without ``fork``, on a thread, holding the lock. The pickle is
+        written to Redis by whoever made it (:meth:`RedisState.write_models
+        <state.store.RedisState.write_models>`), never through the event loop nor, from the
+        child, through this process's memory. Records how long it took."""
         started = time.monotonic()
         offsets = await self._save()
         self.saved_at = time.monotonic()
@@ -116,21 +118,26 @@ class ModelOwner:
     async def _save(self) -> dict[str, int]:
         async with self.lock:
             offsets, positions = dict(self.offsets), dict(self.update_positions)
+            meta = {
+                "version": CHECKPOINT_VERSION,
+                "worker": self.worker,
+                "offsets": offsets,
+                "update_positions": positions,
+            }
+
+            def write(blob: bytes) -> None:
+                self.store.write_models(
+                    self.worker, blob, {**meta, "saved_at": time.time(), "bytes": len(blob)}
+                )
+
             if _CAN_FORK:
-                child = _fork_pickle(self.engine)
+                child = _fork_checkpoint(self.engine, write)
             else:
                 blob = await asyncio.to_thread(dump_checkpoint_bytes, self.engine)
         if _CAN_FORK:
-            blob = await asyncio.to_thread(child)
-        meta = {
-            "version": CHECKPOINT_VERSION,
-            "worker": self.worker,
-            "offsets": offsets,
-            "update_positions": positions,
-            "saved_at": time.time(),
-            "bytes": len(blob),
-        }
-        await self.store.save_models(self.worker, blob, meta)
+            await asyncio.to_thread(child)
+        else:
+            await asyncio.to_thread(write, blob)
         return offsets
 
     async def maybe_checkpoint(
@@ -172,34 +179,38 @@ class ModelOwner:
 
 
 #: Checkpoints pickle in a forked child where the platform forks (not Windows, not macOS's
-#: spawn-only runtimes); the child only pickles and writes a file, then exits.
+#: spawn-only runtimes); the child only pickles and writes the checkpoint, then exits.
 _CAN_FORK = hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
-def _fork_pickle(engine: HybridRecommender) -> Callable[[], bytes]:
-    """Fork a child that pickles ``engine`` as it is now into an anonymous temporary file (no
-    name: nothing is left behind if either process dies) and exits; returns a blocking call
-    (for a thread) that waits for the child and reads the pickle back. The child touches
-    nothing but the models and that file: no event loop, no log, no connection (another
-    thread may hold their locks at the fork)."""
+def _fork_checkpoint(
+    engine: HybridRecommender, write: Callable[[bytes], None]
+) -> Callable[[], None]:
+    """Fork a child that pickles ``engine`` as it is now, passes the pickle to ``write`` and
+    exits; returns a blocking call (for a thread) that waits for the child and raises with
+    its error if it failed. The child touches nothing of this process but the models: no
+    event loop, no log, no connection (another thread may hold their locks at the fork);
+    ``write`` opens its own. Its error, if any, comes back through an anonymous temporary
+    file (no name: nothing is left behind if either process dies)."""
     with tempfile.TemporaryFile(prefix="recstream-checkpoint-") as f:
         fd = os.dup(f.fileno())  # shared with the child; the named object closes here
     pid = os.fork()
     if pid == 0:  # the child
         code = 1
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(dump_checkpoint_bytes(engine))
+            write(dump_checkpoint_bytes(engine))
             code = 0
+        except BaseException as exc:
+            os.write(fd, f"{type(exc).__name__}: {exc}".encode(errors="replace"))
         finally:
             os._exit(code)
 
-    def wait() -> bytes:
-        with os.fdopen(fd, "rb") as pickled:
+    def wait() -> None:
+        with os.fdopen(fd, "rb") as errors:
             _, status = os.waitpid(pid, 0)
             if os.waitstatus_to_exitcode(status) != 0:
-                raise RuntimeError(f"checkpoint child {pid} failed (status {status})")
-            pickled.seek(0)
-            return pickled.read()
+                errors.seek(0)
+                why = errors.read().decode(errors="replace") or f"status {status}"
+                raise RuntimeError(f"checkpoint child {pid} failed: {why}")
 
     return wait

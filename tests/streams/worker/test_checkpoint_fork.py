@@ -4,10 +4,13 @@ they were when the checkpoint began (against a real Redis)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from models.checkpoint import load_checkpoint_bytes
 from models.hybrid import HybridRecommender
@@ -53,18 +56,25 @@ def test_a_checkpoint_frees_the_models_while_it_pickles_what_they_were_when_it_b
     asyncio.run(scenario())
 
 
-def test_a_checkpoint_that_took_long_is_followed_by_the_next_only_after_proportionally_longer() -> (
-    None
-):
+def test_a_checkpoint_that_took_long_is_followed_by_the_next_only_after_proportionally_longer(
+    tmp_path: Path,
+) -> None:
     """Large models are saved less often: the next checkpoint is due after the interval or
     CHECKPOINT_SPACING times the last one's duration, whichever is longer."""
 
     class SlowStore:
-        saved = 0
+        """Takes 0.2 s to write; counts its writes in a file (they happen in the forked
+        child where the platform forks)."""
 
-        async def save_models(self, worker: str, blob: bytes, meta: dict[str, Any]) -> None:
-            await asyncio.sleep(0.2)
-            self.saved += 1
+        def write_models(self, worker: str, blob: bytes, meta: dict[str, Any]) -> None:
+            time.sleep(0.2)
+            with (tmp_path / "writes").open("a") as f:
+                f.write("x")
+
+        @property
+        def saved(self) -> int:
+            path = tmp_path / "writes"
+            return len(path.read_text()) if path.exists() else 0
 
     async def scenario() -> None:
         store = SlowStore()
@@ -126,3 +136,66 @@ def test_the_stream_goes_on_while_a_checkpoint_is_written_and_commits_only_what_
         await store.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not owner_module._CAN_FORK, reason="checkpoints pickle on a thread here")
+def test_a_checkpoint_is_written_to_redis_while_the_event_loop_is_busy(
+    settings: Settings,
+) -> None:
+    """The checkpoint's bytes (300 MB at 100,000 items) never pass through the worker's event
+    loop nor its memory: the forked child that pickled them writes them on a connection of
+    its own, so a long batch holding the loop does not hold up the checkpoint, nor the
+    checkpoint the batch."""
+    probe = redis.Redis.from_url(settings.redis_url)
+    key = RedisState(settings.redis_url, settings.app_id).models_key + ":w"
+
+    async def scenario() -> None:
+        store = RedisState(settings.redis_url, settings.app_id)
+        engine = HybridRecommender({"popularity": SlowToPickle()}, fallback="popularity")
+        engine.sources["popularity"].learn_one(None, "x", ts=0.0)  # type: ignore[arg-type]
+        owner = ModelOwner(engine, store, interval=60.0, worker="w")
+        saving = asyncio.create_task(owner.save())
+        await asyncio.sleep(0.3)  # the checkpoint has begun and is pickling (a second)
+        deadline = time.monotonic() + 10.0
+        while probe.get(key) is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # a long batch: the event loop runs nothing else meanwhile
+        written = probe.get(key)
+        await saving
+        assert written is not None, "the checkpoint waited for the event loop"
+        assert load_checkpoint_bytes(written).popularity("x") == 1.0
+        assert json.loads(probe.get(key + ":meta"))["bytes"] == len(written)
+        await store.close()
+        probe.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_checkpoint_that_cannot_be_written_fails_with_the_reason_and_commits_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A checkpoint Redis refuses (here: nobody listens) is logged with the reason and its
+    offsets are not committed: Kafka's position stays behind the last checkpoint written."""
+    from streams.tools.embedded import free_port
+
+    async def scenario() -> None:
+        store = RedisState(f"redis://127.0.0.1:{free_port()}/0", "nowhere")
+        engine = HybridRecommender({"popularity": DecayedPopularity()}, fallback="popularity")
+        owner = ModelOwner(engine, store, interval=0.01, worker="w")
+        owner.offsets = {"interactions:0": 41}
+        committed: list[Any] = []
+
+        async def commit(offsets: Any) -> None:
+            committed.append(offsets)
+
+        owner.saved_at -= 1.0
+        await owner.maybe_checkpoint(commit)
+        assert owner.checkpointing is not None
+        done, _ = await asyncio.wait([owner.checkpointing], timeout=30.0)
+        assert done, "the checkpoint waits for Redis instead of failing"
+        await owner.maybe_checkpoint(commit)  # takes the failed checkpoint's result
+        assert committed == [] and owner.checkpointing is None
+        await store.close()
+
+    with caplog.at_level("ERROR", logger="streams.worker.owner"):
+        asyncio.run(scenario())
+    assert "model checkpoint failed" in caplog.text and "ConnectionError" in caplog.text
