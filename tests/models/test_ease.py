@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import pickle
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -132,20 +133,27 @@ def test_solve_ease_gives_the_weights_of_scipys_lapack_wrappers() -> None:
     assert np.array_equal(solve_ease(x.T @ x, l2=3.0), expected.astype(np.float32))
 
 
-def test_a_head_past_refit_items_is_solved_less_often() -> None:
-    # 61 items: a head of 40 (max_items) past 20 (refit_items) is solved every
-    # 10 * (40 / 20) ** 3 = 80 events, not every 10
-    solves: list[int] = []
-    model = ItemEASE(refit_every=10, refit_items=20, max_items=40)
-    events = block_stream(seed=8, n_events=600)
+def solves_of(
+    model: ItemEASE, events: list[tuple[str, str]]
+) -> Iterator[tuple[int, UserState, bool]]:
+    """Learn ``events`` one at a time; after each, its number (from 1), its user and whether
+    it started a solve."""
     users: dict[str, UserState] = {}
     for n, (user_id, item) in enumerate(events, start=1):
         user = users.setdefault(user_id, UserState(user_id))
         pending = model._pending
         model.learn_one(user, item, ts=float(n))
         user.observe(item, ts=float(n))
-        if model._pending is not None and model._pending is not pending:
-            solves.append(n)
+        yield n, user, model._pending is not None and model._pending is not pending
+
+
+def test_a_head_past_refit_items_is_solved_less_often() -> None:
+    # 61 items: a head of 40 (max_items) past 20 (refit_items) is solved every
+    # 10 * (40 / 20) ** 3 = 80 events, not every 10
+    model = ItemEASE(refit_every=10, refit_items=20, max_items=40)
+    solves = [
+        n for n, _, started in solves_of(model, block_stream(seed=8, n_events=600)) if started
+    ]
     assert len(model._head) == 40 and model._interval == 80
     gaps = [b - a for a, b in itertools.pairwise(solves)]
     assert gaps and set(gaps[-3:]) == {80}
@@ -160,3 +168,17 @@ def test_a_model_pickled_before_refit_items_existed_takes_the_default_schedule()
     restored = pickle.loads(pickle.dumps(old))
     assert restored.refit_items == ItemEASE().refit_items
     assert restored._refit_interval(2000) == ItemEASE()._refit_interval(2000) > restored.refit_every
+
+
+def test_a_larger_heads_solve_is_put_in_use_a_quarter_of_its_interval_after_it_began() -> None:
+    # the head of 40 items is solved every 80 events (see above): each solve may take 20
+    # events' time before a list waits for it, not refit_every // 4 = 2
+    model = ItemEASE(refit_every=10, refit_items=20, max_items=40)
+    began, waited = 0, []
+    for n, user, started in solves_of(model, block_stream(seed=8, n_events=600)):
+        began = n if started else began
+        pending = model._pending
+        model.recommend(user, k=5, exclude=user.seen)  # a list: puts a due solve in use
+        if pending is not None and model._pending is None:
+            waited.append(n - began)
+    assert model._interval == 80 and waited[-3:] == [20, 20, 20]
