@@ -14,8 +14,10 @@ they do not hold.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -191,13 +193,16 @@ def _fork_checkpoint(
     its error if it failed. The child touches nothing of this process but the models: no
     event loop, no log, no connection (another thread may hold their locks at the fork);
     ``write`` opens its own. Its error, if any, comes back through an anonymous temporary
-    file (no name: nothing is left behind if either process dies)."""
+    file (no name: nothing is left behind if either process dies). The child dies with the
+    worker (:func:`_die_with`)."""
     with tempfile.TemporaryFile(prefix="recstream-checkpoint-") as f:
         fd = os.dup(f.fileno())  # shared with the child; the named object closes here
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child
         code = 1
         try:
+            _die_with(parent)
             write(dump_checkpoint_bytes(engine))
             code = 0
         except BaseException as exc:
@@ -214,3 +219,19 @@ def _fork_checkpoint(
                 raise RuntimeError(f"checkpoint child {pid} failed: {why}")
 
     return wait
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this (forked) process when ``parent`` dies, and exit now if it
+    already has (Linux's ``PR_SET_PDEATHSIG``: strictly, when the thread that forked ends; the
+    worker forks on its event loop's thread, which ends with it). A checkpoint written after
+    its worker died could overwrite a newer one of the restarted worker (the same key), whose
+    offsets Kafka may already hold committed: the models would then skip the events between."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # died between the fork and the prctl
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -199,3 +203,49 @@ def test_a_checkpoint_that_cannot_be_written_fails_with_the_reason_and_commits_n
     with caplog.at_level("ERROR", logger="streams.worker.owner"):
         asyncio.run(scenario())
     assert "model checkpoint failed" in caplog.text and "ConnectionError" in caplog.text
+
+
+_KILLED_MID_CHECKPOINT = """
+import asyncio, os, signal, sys, time
+from models.hybrid import HybridRecommender
+from models.popularity import DecayedPopularity
+from state.store import RedisState
+from streams.worker.owner import ModelOwner
+
+class SlowToPickle(DecayedPopularity):
+    def __getstate__(self):
+        time.sleep(1.5)
+        return self.__dict__.copy()
+
+async def main():
+    engine = HybridRecommender({"popularity": SlowToPickle()}, fallback="popularity")
+    owner = ModelOwner(engine, RedisState(sys.argv[1], sys.argv[2]), interval=60.0, worker="w")
+    saving = asyncio.create_task(owner.save())
+    await asyncio.sleep(0.3)  # the child is pickling
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not owner_module._CAN_FORK, reason="checkpoints pickle on a thread here")
+def test_a_checkpoint_child_dies_with_its_worker_and_writes_nothing_after_it(
+    settings: Settings,
+) -> None:
+    """A worker killed while its child pickles takes the child with it: a checkpoint landing
+    after the worker's death could overwrite a newer one of its restarted self (same key),
+    whose offsets Kafka may hold committed already, and the models would then skip the
+    events in between after the next restart."""
+    root = Path(__file__).resolve().parents[3]
+    worker = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_CHECKPOINT, settings.redis_url, settings.app_id],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=60,
+    )
+    assert worker.returncode == -signal.SIGKILL
+    time.sleep(2.5)  # the child would have finished its 1.5 s pickle and written by now
+    probe = redis.Redis.from_url(settings.redis_url)
+    key = RedisState(settings.redis_url, settings.app_id).models_key + ":w"
+    assert probe.get(key) is None, "the orphaned child wrote its checkpoint"
+    probe.close()
