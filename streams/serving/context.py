@@ -36,6 +36,16 @@ class WorkerContext(Protocol):
     def checkpoint_loaded(self) -> bool: ...
 
     @property
+    def checkpoint_written_at(self) -> float | None:
+        """Wall-clock time this worker last wrote a model checkpoint (None: not yet)."""
+        ...
+
+    @property
+    def checkpoint_error(self) -> str | None:
+        """Why the last checkpoint failed (None: it was written, or none was tried yet)."""
+        ...
+
+    @property
     def model_lock(self) -> asyncio.Lock:
         """Held by whatever changes the models across an await (a checkpoint pickling them on
         a thread): a fresh ranking takes it too."""

@@ -134,7 +134,9 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
             )
             assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
             ready = rt.ready.is_set()
-            ok = redis_ok and broker_ok and rt.stuck is None
+            # a failing checkpoint loses nothing, but Kafka's offsets stay behind the last one
+            # written: the gap a restart replays grows (and retention may overtake it)
+            ok = redis_ok and broker_ok and rt.stuck is None and rt.checkpoint_error is None
             body = {
                 # starting: models being restored or the catalogue being read (503 meanwhile)
                 "status": ("ok" if ok else "degraded") if ready else "starting",
@@ -148,6 +150,10 @@ def register_views(app: faust.App, rt: WorkerContext) -> None:
                 "last_batch_at": rt.last_batch_at,
                 "uptime_s": round(time.time() - rt.started_at, 1),
                 "checkpoint_loaded": rt.checkpoint_loaded,
+                "checkpoint": {
+                    "written_at": rt.checkpoint_written_at,
+                    "error": rt.checkpoint_error,
+                },
                 "catalogue_records": rt.catalogue_records,
                 "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
             }

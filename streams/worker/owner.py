@@ -63,6 +63,10 @@ class ModelOwner:
         self.lock = asyncio.Lock()
         #: the checkpoint being written in the background (its result: the offsets it holds)
         self.checkpointing: asyncio.Task[dict[str, int]] | None = None
+        #: wall-clock time the last checkpoint was written (None: none yet by this worker)
+        self.written_at: float | None = None
+        #: why the last checkpoint failed (None: it was written, or none has been tried)
+        self.error: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisState, worker: str) -> ModelOwner:
@@ -156,18 +160,28 @@ class ModelOwner:
             if not task.done():
                 return
             self.checkpointing = None
-            try:
-                offsets = task.result()
-            except Exception:
-                log.exception("model checkpoint failed; the next is due after the interval")
+            if task.exception() is not None:  # logged and recorded as it ended (_ended)
                 self.saved_at = time.monotonic()
                 return
             if commit is not None:
-                await commit(offsets)
+                await commit(task.result())
             return
         spacing = max(self.interval, CHECKPOINT_SPACING * self.save_seconds)
         if time.monotonic() - self.saved_at >= spacing:
             self.checkpointing = asyncio.create_task(self.save())
+            self.checkpointing.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[dict[str, int]]) -> None:
+        """Record how a background checkpoint ended (:attr:`written_at`, :attr:`error`) as
+        soon as it ends, batches or not."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            self.error, self.written_at = None, time.time()
+        else:
+            log.error("model checkpoint failed; the next is due after the interval: %s", exc)
+            self.error = f"{type(exc).__name__}: {exc}"
 
     async def finish(self) -> None:
         """The last checkpoint, on shutdown: after the one being written, if any."""

@@ -123,6 +123,14 @@ class WorkerRuntime:
     def checkpoint_loaded(self) -> bool:
         return self.models.loaded
 
+    @property
+    def checkpoint_written_at(self) -> float | None:
+        return self.models.written_at
+
+    @property
+    def checkpoint_error(self) -> str | None:
+        return self.models.error
+
 
 def explain(exc: BaseException) -> str:
     """``Type: message`` of ``exc`` and of what caused it, innermost last.

@@ -114,3 +114,40 @@ def test_a_redis_restarting_empty_is_detected_and_rebuilt_from_the_log(
     finally:
         worker.stop()
         again.stop()
+
+
+def test_a_checkpoint_redis_refuses_makes_the_worker_say_so_and_loses_nothing(
+    settings, worker, publish, own_redis, wait_for
+):
+    """Checkpoints that fail (here Redis answers WRONGTYPE for the checkpoint index) leave
+    Kafka's offsets behind the last one written, so the gap a restart replays keeps growing:
+    /health answers 503 with the reason while the stream goes on, and ok once one lands."""
+    client = redis.Redis.from_url(own_redis.url)
+    index = f"{settings.app_id}:checkpoints"
+    worker.start()
+    stream = iter(events(0, 1000))
+    sent: list[dict] = []
+
+    def trickle() -> None:  # an event per poll: batches (and so checkpoints) keep coming
+        sent.append(next(stream))
+        publish(sent[-1])
+
+    def health() -> tuple[int, dict]:
+        trickle()
+        return worker.get("/health")
+
+    wait_for(lambda: health()[1]["checkpoint"]["written_at"], what="a checkpoint written")
+    client.delete(index)
+    client.set(index, "not a hash")  # every checkpoint's write now fails
+
+    def says_failing() -> bool:
+        status, body = health()
+        return status == 503 and "WRONGTYPE" in (body["checkpoint"]["error"] or "")
+
+    wait_for(says_failing, timeout=30, what="/health to say checkpoints fail")
+    client.delete(index)
+    wait_for(lambda: health()[0] == 200, what="a checkpoint written again")
+    assert worker.get("/health")[1]["checkpoint"]["error"] is None
+    users, items = expected(sent)
+    wait_for(lambda: user_counts(client, settings) == users, what="every event applied")
+    assert model_counts(worker) == pytest.approx(items)
