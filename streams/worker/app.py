@@ -262,6 +262,15 @@ def create_app(settings: Settings) -> faust.App:
         if wanted:
             await consumer._commit_offsets(wanted)
 
+    @app.timer(interval=settings.checkpoint_interval)
+    async def checkpoint_between_batches() -> None:
+        """Checkpoints start after batches; a worker without batches (idle) finishes here what
+        one left: it tries again after a failed checkpoint (so /health clears once Redis takes
+        it) and commits the offsets of one written since its last batch."""
+        models = rt.models
+        if rt.ready.is_set() and (models.error is not None or models.checkpointing is not None):
+            await models.maybe_checkpoint(commit_checkpointed)
+
     @app.agent(items, concurrency=1)
     async def dead_letter_items(stream: faust.StreamT) -> None:
         """Split by the group: each invalid catalogue record is dead-lettered once (every

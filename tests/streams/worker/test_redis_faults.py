@@ -145,8 +145,8 @@ def test_a_checkpoint_redis_refuses_makes_the_worker_say_so_and_loses_nothing(
         return status == 503 and "WRONGTYPE" in (body["checkpoint"]["error"] or "")
 
     wait_for(says_failing, timeout=30, what="/health to say checkpoints fail")
-    client.delete(index)
-    wait_for(lambda: health()[0] == 200, what="a checkpoint written again")
+    client.delete(index)  # and no more events: an idle worker tries again by itself
+    wait_for(lambda: worker.get("/health")[0] == 200, what="a checkpoint written again")
     assert worker.get("/health")[1]["checkpoint"]["error"] is None
     users, items = expected(sent)
     wait_for(lambda: user_counts(client, settings) == users, what="every event applied")
