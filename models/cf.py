@@ -46,7 +46,7 @@ from models.common import (
     positive_evidence,
     top_rows,
 )
-from models.ranking import Proposals, RankBatch, sum_per_owner, top_per_owner_by_cand
+from models.ranking import Proposals, RankBatch, top_of_sums
 
 __all__ = ["ItemCooccurrence"]
 
@@ -301,37 +301,32 @@ class ItemCooccurrence(Recommender):
         scale = np.asarray(weight) / self._n[rows] ** self.alpha
         sims = self._sims(counts[flat[live]], n_j[live] ** (1.0 - self.alpha), scale[part])
         who = np.asarray(owner, dtype=np.int64)[part]
-        size = len(self._items)
-        k_owner, k_cand, scores, inverse = sum_per_owner(who, cand, sims, len(batch), size)
         ids = batch.vocab.rows(self._items)
-        ex_owner, ex_rows = batch.excluded_rows(batch.vocab.row_of(self._items))
-        seen = np.isin(  # by a table of owner x row cells when it is small
-            k_owner * size + k_cand,
-            ex_owner * size + ex_rows,
-            kind="table" if len(batch) * size <= 1 << 24 else "sort",
+        excluded = batch.excluded_rows(batch.vocab.row_of(self._items))
+        p_owner, p_cand, p_score, key, chosen = top_of_sums(
+            who, cand, sims, len(batch), len(self._items), n, excluded
         )
-        ok = np.isfinite(scores) & (scores > 0) & ~seen
-        live = np.flatnonzero(ok)
-        top = live[top_per_owner_by_cand(k_owner[live], k_cand[live], scores[live], n)]
         name_rank = np.argsort(np.argsort(np.asarray(mine)))
 
         def explain(entries: np.ndarray) -> list[list[str]]:
             # the (up to) two user items contributing most, ties to the first by name
-            wanted = top[entries]
-            mark = np.zeros(len(scores), dtype=bool)
+            if not len(entries):
+                return []
+            wanted = chosen[entries]
+            mark = np.zeros(int(key.max()) + 1, dtype=bool)
             mark[wanted] = True
-            sel = np.flatnonzero(mark[inverse])
-            order = sel[np.lexsort((name_rank[part[sel]], -sims[sel], inverse[sel]))]
-            groups = inverse[order]
+            sel = np.flatnonzero(mark[key])
+            order = sel[np.lexsort((name_rank[part[sel]], -sims[sel], key[sel]))]
+            groups = key[order]
             starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
             place = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
             first_two = order[place < 2]  # grouped by pair, in increasing order
-            got = inverse[first_two]
+            got = key[first_two]
             lo, hi = np.searchsorted(got, wanted), np.searchsorted(got, wanted, side="right")
             why = [mine[p] for p in part[first_two].tolist()]
             return [why[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
-        return Proposals(k_owner[top], ids[k_cand[top]], scores[top], explain)
+        return Proposals(p_owner, ids[p_cand], p_score, explain)
 
     def forget_item(self, item_id: str) -> None:
         i = self._index.get(item_id)

@@ -41,6 +41,7 @@ __all__ = [
     "name_rank",
     "sum_per_owner",
     "top_dense",
+    "top_of_sums",
     "top_per_owner",
     "top_per_owner_by_cand",
     "top_per_owner_by_name",
@@ -344,7 +345,7 @@ def sum_per_owner(
     ([0, 1], [2, 2], [1.0, 2.0], [1, 0, 1])
     """
     cells = n_owners * n_cands
-    if cells <= max(16 * len(owner), 1 << 16) and cells <= 1 << 25:  # dense: no sort
+    if _dense_fits(cells, len(owner)):  # no sort
         flat = owner * n_cands + cand
         sums = np.bincount(flat, weights=values, minlength=cells)
         touched = np.zeros(cells, dtype=bool)
@@ -357,6 +358,58 @@ def sum_per_owner(
     keys, inverse = unique_inverse((owner << KEY_SHIFT) | cand)
     sums = np.bincount(inverse, weights=values, minlength=len(keys))
     return keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1), sums, inverse
+
+
+def _dense_fits(cells: int, entries: int) -> bool:
+    """Whether ``entries`` are summed through a dense grid of ``cells`` (at most 16 cells an
+    entry, or 65,536, and never more than 2 ** 25) rather than through their distinct pairs."""
+    return cells <= max(16 * entries, 1 << 16) and cells <= 1 << 25
+
+
+def top_of_sums(
+    owner: np.ndarray,
+    cand: np.ndarray,
+    values: np.ndarray,
+    n_owners: int,
+    n_cands: int,
+    n: int,
+    excluded: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``values`` summed per ``(owner, cand)`` pair in entry order (the sums a per-user loop
+    adds up), the ``excluded`` pairs and those whose sum is not finite and positive left out,
+    and each owner's ``n`` best pairs, best first, equal sums to the lower ``cand``, grouped by
+    owner in increasing order. Returns the chosen pairs' owners, candidates and sums, and a key
+    for each entry and each chosen pair, equal when the entry is one of the pair's (increasing
+    with ``(owner, cand)``). Through a dense owners x candidates grid when it is small
+    (:func:`top_dense` on its rows: no sort of the pairs), else through the distinct pairs.
+
+    >>> o, c, s, entry, chosen = top_of_sums(np.array([0, 0, 0, 1]), np.array([2, 1, 2, 0]),
+    ...     np.array([1.0, 1.5, 1.0, 3.0]), 2, 3, 1, (np.array([1]), np.array([0])))
+    >>> o.tolist(), c.tolist(), s.tolist(), entry.tolist(), chosen.tolist()
+    ([0], [2], [2.0], [2, 1, 2, 3], [2])
+    """
+    ex_owner, ex_cand = excluded
+    cells = n_owners * n_cands
+    if _dense_fits(cells, len(owner)) and np.isfinite(values).all():
+        flat = owner * n_cands + cand
+        grid = np.bincount(flat, weights=values, minlength=cells)
+        grid[ex_owner * n_cands + ex_cand] = 0.0
+        grid = grid.reshape(n_owners, n_cands)
+        cols = top_dense(grid, n)
+        sums = np.take_along_axis(grid, cols, axis=1)
+        keep = sums > 0
+        rows = np.broadcast_to(np.arange(n_owners)[:, None], cols.shape)[keep]
+        chosen = cols[keep]
+        return rows, chosen, sums[keep], flat, rows * n_cands + chosen
+    k_owner, k_cand, sums, inverse = sum_per_owner(owner, cand, values, n_owners, n_cands)
+    seen = np.isin(  # by a table of owner x candidate cells when it is small
+        k_owner * n_cands + k_cand,
+        ex_owner * n_cands + ex_cand,
+        kind="table" if cells <= 1 << 24 else "sort",
+    )
+    live = np.flatnonzero(np.isfinite(sums) & (sums > 0) & ~seen)
+    top = live[top_per_owner_by_cand(k_owner[live], k_cand[live], sums[live], n)]
+    return k_owner[top], k_cand[top], sums[top], inverse, top
 
 
 def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

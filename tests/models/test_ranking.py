@@ -20,6 +20,7 @@ from models.ranking import (
     name_rank,
     sum_per_owner,
     top_dense,
+    top_of_sums,
     top_per_owner,
     top_per_owner_by_cand,
     top_per_owner_by_name,
@@ -113,6 +114,40 @@ def test_sums_per_user_and_candidate_agree_on_the_dense_and_the_sorted_path() ->
     o, c, sums, at = dense
     assert np.allclose(np.bincount(at, weights=values), sums)
     assert (o[at] == owner).all() and (c[at] == cand).all()
+
+
+@pytest.mark.parametrize("bad", [None, np.inf, np.nan])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_best_sums_per_user_agree_on_the_dense_grid_and_the_distinct_pairs(
+    seed: int, bad: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The top n summed candidates per user, through a dense grid of users x candidates or
+    through the distinct pairs: the same pairs and sums in the same order (ties, excluded
+    pairs, sums not finite or not positive included), and the same entries behind each."""
+    from models import ranking
+
+    rng = np.random.default_rng(seed)
+    owner = np.sort(rng.integers(0, 30, size=6_000))
+    cand = rng.integers(0, 400, size=6_000)
+    values = rng.choice([0.5, 1.0, 2.0, -1.0], size=6_000)  # many equal sums
+    if bad is not None:
+        values[rng.integers(0, 6_000, size=3)] = bad
+    excluded = (np.sort(rng.integers(0, 30, size=500)), rng.integers(0, 400, size=500))
+    dense = top_of_sums(owner, cand, values, 30, 400, 7, excluded)
+    monkeypatch.setattr(ranking, "_dense_fits", lambda cells, entries: False)
+    pairs = top_of_sums(owner, cand, values, 30, 400, 7, excluded)
+    for a, b in zip(dense[:3], pairs[:3], strict=True):
+        assert a.tolist() == b.tolist()
+    assert len(dense[0]) > 100 and (dense[2] > 0).all() and np.isfinite(dense[2]).all()
+    for path in (dense, pairs):
+        entries = [np.flatnonzero(path[3] == k) for k in path[4]]
+        assert [
+            (owner[e] == o).all() and (cand[e] == c).all()
+            for e, o, c in zip(entries, path[0], path[1], strict=True)
+        ] == [True] * len(path[0])
+        assert np.allclose([values[e].sum() for e in entries], path[2])
+    if bad is None:  # a grid it was (keys are its cells): only when every value is finite
+        assert dense[3].tolist() == (owner * 400 + cand).tolist()
 
 
 @pytest.mark.parametrize("zeros", [0.0, 0.8])  # mostly zeros: partitioned the other way
