@@ -35,17 +35,26 @@ class SlowToPickle(DecayedPopularity):
         return self.__dict__.copy()
 
 
+async def pickling_checkpoint(
+    store: RedisState, item: str
+) -> tuple[ModelOwner, HybridRecommender, asyncio.Task[dict[str, int]]]:
+    """Worker ``w``'s owner of a popularity that learned ``item`` and takes a second to
+    pickle, its checkpoint begun 0.3 s ago (pickling): the owner, its models, the save."""
+    engine = HybridRecommender({"popularity": SlowToPickle()}, fallback="popularity")
+    engine.sources["popularity"].learn_one(None, item, ts=0.0)  # type: ignore[arg-type]
+    owner = ModelOwner(engine, store, interval=60.0, worker="w")
+    saving = asyncio.create_task(owner.save())
+    await asyncio.sleep(0.3)
+    return owner, engine, saving
+
+
 @pytest.mark.skipif(not owner_module._CAN_FORK, reason="checkpoints pickle on a thread here")
 def test_a_checkpoint_frees_the_models_while_it_pickles_what_they_were_when_it_began(
     settings: Settings,
 ) -> None:
     async def scenario() -> None:
         store = RedisState(settings.redis_url, settings.app_id)
-        engine = HybridRecommender({"popularity": SlowToPickle()}, fallback="popularity")
-        engine.sources["popularity"].learn_one(None, "before", ts=0.0)  # type: ignore[arg-type]
-        owner = ModelOwner(engine, store, interval=60.0, worker="w")
-        saving = asyncio.create_task(owner.save())
-        await asyncio.sleep(0.3)  # the checkpoint has begun and is pickling
+        owner, engine, saving = await pickling_checkpoint(store, "before")
         assert not saving.done()
         # free long before the pickle's second is over: the stream learns meanwhile
         await asyncio.wait_for(owner.lock.acquire(), timeout=0.5)
@@ -155,11 +164,7 @@ def test_a_checkpoint_is_written_to_redis_while_the_event_loop_is_busy(
 
     async def scenario() -> None:
         store = RedisState(settings.redis_url, settings.app_id)
-        engine = HybridRecommender({"popularity": SlowToPickle()}, fallback="popularity")
-        engine.sources["popularity"].learn_one(None, "x", ts=0.0)  # type: ignore[arg-type]
-        owner = ModelOwner(engine, store, interval=60.0, worker="w")
-        saving = asyncio.create_task(owner.save())
-        await asyncio.sleep(0.3)  # the checkpoint has begun and is pickling (a second)
+        _, _, saving = await pickling_checkpoint(store, "x")
         deadline = time.monotonic() + 10.0
         while probe.get(key) is None and time.monotonic() < deadline:
             time.sleep(0.01)  # a long batch: the event loop runs nothing else meanwhile
