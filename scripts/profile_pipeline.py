@@ -11,6 +11,7 @@ is seen.
 
     python scripts/profile_pipeline.py --events 10000 --items 10000 --users 5000
     python scripts/profile_pipeline.py --events 30000 --by-source --batch 100
+    python scripts/profile_pipeline.py --warmup 30000 --events 2000 --batch 10 --by-source
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from streams.worker.processor import BatchProcessor
 from streams.worker.records import Record
 from streams.worker.runtime import WorkerRuntime
 
+#: Batch size of the ``--warmup`` events (the worker's default).
+WARMUP_BATCH = 500
+
 
 async def run(args: argparse.Namespace) -> None:
     collect_garbage_rarely()  # as the worker's process does
@@ -58,8 +62,11 @@ async def run(args: argparse.Namespace) -> None:
     now = time.time()
     records = [
         Record(value=_json(e), partition=i % 12, offset=i // 12, timestamp=now, key=None)
-        for i, e in enumerate(bench_stream(args.events, args.users, args.items))
+        for i, e in enumerate(bench_stream(args.warmup + args.events, args.users, args.items))
     ]
+    warm, records = records[: args.warmup], records[args.warmup :]
+    for start in range(0, len(warm), WARMUP_BATCH):  # the models grown first, not measured
+        await proc.commit(await proc.process(warm[start : start + WARMUP_BATCH]))
     clock = _SourceClock(owner.engine) if args.by_source else None
     windows: list[dict[str, float]] = []
     stages = dict.fromkeys(["process", "commit", "messages", "checkpoint"], 0.0)
@@ -98,7 +105,8 @@ async def run(args: argparse.Namespace) -> None:
         await store.delete_all()
         await store.close()
     n = len(records)
-    print(f"{n} events, {lists} lists, {args.items} items, {args.users} users")
+    print(f"{n} events, {lists} lists, {args.items} items, {args.users} users", end="")
+    print(f", after {args.warmup} events not measured" if args.warmup else "")
     for name, secs in stages.items():
         if name == "checkpoint":
             print(f"  checkpoint pickle: {secs * 1000:.0f} ms for {len(blob) / 1e6:.1f} MB (once)")
@@ -188,7 +196,14 @@ def _json(obj: dict) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=10_000, help="events measured")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help=f"events learned and ranked first, in batches of {WARMUP_BATCH}, not measured "
+        "(the models as far into the stream as that)",
+    )
     parser.add_argument("--users", type=int, default=5_000)
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
