@@ -31,7 +31,7 @@ of evidence changes; evidence that has decayed to nothing is dropped.
 from __future__ import annotations
 
 from collections.abc import Collection
-from itertools import chain
+from typing import Any
 
 import numpy as np
 
@@ -40,12 +40,12 @@ from models.common import (
     FLOOR,
     MAX_WEIGHT,
     add_row,
-    decayed_counts,
     forward_boost,
     grown,
     positive_evidence,
     top_rows,
 )
+from models.neighbours import NeighbourRows
 from models.ranking import Proposals, RankBatch, top_of_sums
 
 __all__ = ["ItemCooccurrence"]
@@ -95,18 +95,23 @@ class ItemCooccurrence(Recommender):
         self._index: dict[str, int] = {}
         self._items: list[str] = []
         self._n = np.zeros(1024, dtype=np.float64)  # decayed interaction count per item
-        self._co: list[dict[int, float]] = []  # row i: neighbour index -> co-occurrence
+        self._co = NeighbourRows()  # row i: neighbour indices and co-occurrences
         self._t0: float | None = None
         self._scale = 1.0  # forward-decay boost of the newest event
 
     def __len__(self) -> int:
         return int(np.count_nonzero(self._n[: len(self._items)]))
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("_co"), list):  # a checkpoint from before NeighbourRows
+            state["_co"] = NeighbourRows.of_dicts(state["_co"])
+        self.__dict__.update(state)
+
     def _idx(self, item_id: str) -> int:
         idx = self._index.get(item_id)
         if idx is None:
             idx = add_row(self._index, self._items, item_id)
-            self._co.append({})
+            self._co.extend_to(idx + 1)
             self._n = grown(self._n, idx)
         return idx
 
@@ -120,7 +125,7 @@ class ItemCooccurrence(Recommender):
     def _rescale(self, factor: float) -> None:
         self._n *= factor  # evidence decayed below FLOOR is forgotten
         self._n[self._n < FLOOR] = 0.0
-        self._co = [decayed_counts(row, factor) for row in self._co]
+        self._co.scale(factor, FLOOR)
         self._scale = 1.0
 
     def learn_one(
@@ -142,14 +147,15 @@ class ItemCooccurrence(Recommender):
         if not positive_evidence(weight, ts):
             return None  # dislikes and garbage carry no co-occurrence evidence
         w = min(weight, MAX_WEIGHT) * (1.0 if self.half_life is None else self._boost(ts))
-        co, index, decay, limit = self._co, self._index, self.window_decay, 2 * self.max_neighbors
+        index, decay, limit = self._index, self.window_decay, 2 * self.max_neighbors
         i = index.get(item_id)
         if i is None:
             i = self._idx(item_id)
         self._n[i] += w
-        row, window = co[i], self.window
+        add, window = self._co.add_pair, self.window
         js: list[int] = []
         ws: list[float] = []
+        size = self._co.size(i)
         for other in reversed(user.recent):
             if other == item_id:
                 continue
@@ -158,15 +164,13 @@ class ItemCooccurrence(Recommender):
             j = index.get(other)
             if j is None:
                 j = self._idx(other)
-            row[j] = row.get(j, 0.0) + w
-            back = co[j]
-            back[i] = back.get(i, 0.0) + w
-            if len(back) > limit:
+            size, back = add(i, j, w)
+            if back > limit:
                 self._prune(j)
             js.append(j)
             ws.append(w)
             w *= decay
-        if len(row) > limit:
+        if size > limit:
             self._prune(i)
         return i, js, ws
 
@@ -180,10 +184,8 @@ class ItemCooccurrence(Recommender):
     def _neighbours(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Item ``i``'s counted neighbours: indices, co-occurrences, the neighbours' counts
         to the power ``1 - alpha`` (nothing when ``i`` itself has no count)."""
-        row, n_i = self._co[i], self._n[i]
-        idx = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-        co = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-        if not len(row) or n_i <= 0:
+        idx, co, n_i = self._co.keys(i), self._co.values(i), self._n[i]
+        if not len(idx) or n_i <= 0:
             return idx[:0], co[:0], co[:0]
         n_j = self._n[idx]
         live = n_j > 0
@@ -197,16 +199,14 @@ class ItemCooccurrence(Recommender):
 
     def _prune(self, i: int) -> None:
         idx, sim = self._row(i)
-        keep = idx[np.argsort(-sim, kind="stable")[: self.max_neighbors]]
-        row = self._co[i]
-        self._co[i] = {int(j): row[int(j)] for j in keep}
+        self._co.keep(i, idx[np.argsort(-sim, kind="stable")[: self.max_neighbors]].tolist())
 
     def similarity(self, i: str, j: str) -> float:
         """Similarity of ``j`` as a neighbour of ``i`` (0 when not a kept neighbour)."""
         a, b = self._index.get(i), self._index.get(j)
         if a is None or b is None:
             return 0.0
-        co, n_a, n_b = self._co[a].get(b, 0.0), float(self._n[a]), float(self._n[b])
+        co, n_a, n_b = self._co.get(a, b), float(self._n[a]), float(self._n[b])
         if co <= 0 or n_a <= 0 or n_b <= 0:
             return 0.0
         sim = co / (n_a**self.alpha * n_b ** (1.0 - self.alpha))
@@ -231,7 +231,7 @@ class ItemCooccurrence(Recommender):
         w = 1.0
         for item in reversed(user.recent[-self.history :]):
             i = self._index.get(item)
-            if i is not None and self._co[i]:
+            if i is not None and self._co.size(i):
                 parts.append(self._row(i, w))
                 sources.append(item)
             w *= self.history_decay
@@ -274,7 +274,7 @@ class ItemCooccurrence(Recommender):
             w = 1.0
             for item in reversed(user.recent[-self.history :]):
                 i = self._index.get(item)
-                if i is not None and self._co[i] and self._n[i] > 0:
+                if i is not None and self._co.size(i) and self._n[i] > 0:
                     owner.append(b)
                     rows.append(i)
                     weight.append(w)
@@ -284,11 +284,7 @@ class ItemCooccurrence(Recommender):
             return Proposals.empty()
         # each distinct item's neighbour row read once, into one flat pair of arrays
         distinct = list(dict.fromkeys(rows))
-        co = self._co
-        sizes = np.fromiter((len(co[i]) for i in distinct), dtype=np.int64, count=len(distinct))
-        total = int(sizes.sum())
-        keys = np.fromiter(chain.from_iterable(co[i].keys() for i in distinct), np.int64, total)
-        counts = np.fromiter(chain.from_iterable(co[i].values() for i in distinct), float, total)
+        sizes, keys, counts = self._co.gather(distinct)
         at = {i: d for d, i in enumerate(distinct)}
         d = np.fromiter((at[i] for i in rows), dtype=np.int64, count=len(rows))
         lens = sizes[d]  # the rows' entries, row after row
@@ -333,6 +329,6 @@ class ItemCooccurrence(Recommender):
         if i is None:
             return
         self._n[i] = 0.0  # rows that still name it (pruned one way only) skip it: no count
-        for j in self._co[i]:
-            self._co[j].pop(i, None)
-        self._co[i] = {}
+        for j in self._co.keys(i).tolist():
+            self._co.remove(j, i)
+        self._co.clear(i)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -266,10 +265,9 @@ class ItemEASE(ItemCooccurrence):
             return None
         if dense is None:
             dense = np.zeros((max(256, n), max(256, n)))
-            for i, row in enumerate(self._co):
-                if row:
-                    cols = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-                    dense[i, cols] = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+            for i in range(len(self._co)):
+                if self._co.size(i):
+                    dense[i, self._co.keys(i)] = self._co.values(i)
             self.__dict__["_G"] = dense
         return dense
 
@@ -301,11 +299,7 @@ class ItemEASE(ItemCooccurrence):
             gram[np.diag_indices(m)] = counts[head]
             return head, gram
         # every head item's neighbour list at once: its (row, column, count) entries
-        lists = [self._co[i] for i in head.tolist()]
-        sizes = np.fromiter(map(len, lists), dtype=np.int64, count=m)
-        total = int(sizes.sum())
-        cols = np.fromiter(chain.from_iterable(lists), dtype=np.int64, count=total)
-        vals = np.fromiter(chain.from_iterable(co.values() for co in lists), np.float64, total)
+        sizes, cols, vals = self._co.gather(head.tolist())
         row_at = np.full(len(self._items), -1, dtype=np.int64)
         row_at[head] = np.arange(m)
         r, c = np.repeat(np.arange(m), sizes), row_at[cols]

@@ -114,7 +114,7 @@ def test_the_gram_of_pruned_neighbour_lists_keeps_either_sides_count() -> None:
     expected = np.zeros((len(head), len(head)))
     for r, i in enumerate(head.tolist()):
         for c, j in enumerate(head.tolist()):
-            both = (model._co[i].get(j, 0.0), model._co[j].get(i, 0.0))
+            both = (model._co.get(i, j), model._co.get(j, i))
             expected[r, c] = model._n[i] if i == j else max(both)
     assert np.array_equal(gram, expected) and (gram != gram.T).sum() == 0
 
