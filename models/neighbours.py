@@ -100,11 +100,11 @@ class NeighbourRows:
 
     def gather(self, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The sizes of ``rows`` and all their entries, row after row: indices and counts."""
-        sizes = np.fromiter((len(self._keys[i]) for i in rows), dtype=np.int64, count=len(rows))
-        if not len(rows):
-            return sizes, np.zeros(0, dtype=np.int64), np.zeros(0)
-        keys = np.concatenate([np.frombuffer(self._keys[i], dtype=np.intc) for i in rows])
-        vals = np.concatenate([np.frombuffer(self._vals[i], dtype=np.float64) for i in rows])
+        at_keys, at_vals = self._keys, self._vals
+        sizes = np.fromiter((len(at_keys[i]) for i in rows), dtype=np.int64, count=len(rows))
+        # one join of the rows' buffers each (a NumPy view of each row costs ~1 us)
+        keys = np.frombuffer(bytearray().join([at_keys[i] for i in rows]), dtype=np.intc)
+        vals = np.frombuffer(bytearray().join([at_vals[i] for i in rows]), dtype=np.float64)
         return sizes, keys.astype(np.int64), vals
 
     def keep(self, i: int, js: Iterable[int]) -> None:
