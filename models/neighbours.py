@@ -76,16 +76,23 @@ class NeighbourRows:
     def add_pair(self, i: int, j: int, w: float) -> tuple[int, int]:
         """Count ``w`` more for ``j`` in row ``i`` and for ``i`` in row ``j`` (``i != j``);
         returns the two rows' sizes."""
-        at, keys, vals = self._at, self._keys, self._vals
-        for a, b in ((i, j), (j, i)):
-            p = at[a].get(b)
-            if p is None:
-                at[a][b] = len(keys[a])
-                keys[a].append(b)
-                vals[a].append(w)
-            else:
-                vals[a][p] += w
-        return len(keys[i]), len(keys[j])
+        # the two directions written out: learning calls this for every pair it counts
+        at_i, at_j = self._at[i], self._at[j]
+        p = at_i.get(j)
+        if p is None:
+            at_i[j] = len(at_i)
+            self._keys[i].append(j)
+            self._vals[i].append(w)
+        else:
+            self._vals[i][p] += w
+        p = at_j.get(i)
+        if p is None:
+            at_j[i] = len(at_j)
+            self._keys[j].append(i)
+            self._vals[j].append(w)
+        else:
+            self._vals[j][p] += w
+        return len(at_i), len(at_j)
 
     def get(self, i: int, j: int) -> float:
         """The count of ``j`` in row ``i`` (0 when it has none)."""
