@@ -3,9 +3,10 @@
 Item CF and EASE count co-occurrences one event at a time and read whole rows when they rank:
 a row is kept as two growing arrays (``array.array``: the neighbours' indices and their
 counts, in the order they were first counted) and a dict from neighbour to its place, so an
-update is a dict lookup and an add, as with a dict of counts, while reading many rows at once
-(:meth:`NeighbourRows.gather`) copies array buffers instead of converting each entry of a dict
-to a number (item CF's proposals spent half their time on that once its rows had filled).
+update is a dict lookup and an array's add (about twice a dict of counts' cost), while reading
+many rows at once (:meth:`NeighbourRows.gather`) joins array buffers instead of converting each
+entry of a dict to a number (item CF's proposals spent half their time on that once its rows
+had filled).
 
 >>> rows = NeighbourRows()
 >>> rows.extend_to(3)
