@@ -38,6 +38,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,35 @@ def solve_ease(gram: np.ndarray, l2: float) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def _gram_of_dense(counts: np.ndarray, head: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
+    """The head's Gram matrix from the dense co-occurrence counts (a copy)."""
+    gram = counts[np.ix_(head, head)]
+    gram = np.maximum(gram, gram.T)
+    gram[np.diag_indices(len(head))] = diagonal
+    return gram
+
+
+def _gram_of_lists(
+    sizes: np.ndarray, cols: np.ndarray, vals: np.ndarray, diagonal: np.ndarray
+) -> np.ndarray:
+    """The head's Gram matrix from its items' neighbour lists, one after the other (``sizes``
+    entries each; ``cols``: the neighbour's place in the head, ``-1`` outside it)."""
+    m = len(diagonal)
+    r, c = np.repeat(np.arange(m), sizes), cols
+    r, c, vals = r[c >= 0], c[c >= 0], vals[c >= 0]
+    gram = np.zeros((m, m), dtype=np.float64)
+    gram[r, c] = vals
+    # symmetric: a pair pruned on one side keeps the other's count (counts are >= 0)
+    gram[c, r] = np.maximum(gram[c, r], vals)
+    gram[np.diag_indices(m)] = diagonal
+    return gram
+
+
+def _solve_built(build: Callable[[], np.ndarray], l2: float) -> np.ndarray:
+    """:func:`solve_ease` of the Gram matrix ``build`` assembles (on the solve's thread)."""
+    return solve_ease(build(), l2)
+
+
 class ItemEASE(ItemCooccurrence):
     """EASE item-to-item regression on the co-occurrence of :class:`ItemCooccurrence`.
 
@@ -202,10 +232,10 @@ class ItemEASE(ItemCooccurrence):
             self._since_fit = 0
             if self._pending is not None:  # no list was asked for since it was due
                 self._install()
-            head, gram = self._gram()
+            head, build = self._gram_snapshot()
             self._interval = self._refit_interval(len(head))
             if len(head) >= 2:
-                self._pending = (_solver().submit(solve_ease, gram, self.l2), head)
+                self._pending = (_solver().submit(_solve_built, build, self.l2), head)
 
     def _refit_interval(self, m: int) -> int:
         """Events until the solve after one of a head of ``m`` items: ``refit_every``, times
@@ -288,28 +318,27 @@ class ItemEASE(ItemCooccurrence):
 
     def _gram(self) -> tuple[np.ndarray, np.ndarray]:
         """The head items and their Gram matrix (co-occurrence, counts on the diagonal)."""
+        head, build = self._gram_snapshot()
+        return head, build()
+
+    def _gram_snapshot(self) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+        """The head items, and a function that builds their Gram matrix from copies of the
+        counts taken now: the solve's thread runs it, so the event loop only copies (the
+        dense counts in one piece, or the head's neighbour lists) and learning goes on. For a
+        head of 2,000 items the assembly took the loop 30-40 ms (dense) or ~6 ms (lists)."""
         counts = self._n[: len(self._items)]
         live = np.flatnonzero(counts > 0)
         head = live[np.argsort(-counts[live], kind="stable")[: self.max_items]]
-        m = len(head)
+        diagonal = counts[head]
         dense = self.__dict__.get("_G")
-        if dense is not None and len(dense) >= len(self._items):
-            gram = dense[np.ix_(head, head)]
-            gram = np.maximum(gram, gram.T)
-            gram[np.diag_indices(m)] = counts[head]
-            return head, gram
+        n = len(self._items)
+        if dense is not None and len(dense) >= n:
+            return head, partial(_gram_of_dense, dense[:n, :n].copy(), head, diagonal)
         # every head item's neighbour list at once: its (row, column, count) entries
         sizes, cols, vals = self._co.gather(head.tolist())
-        row_at = np.full(len(self._items), -1, dtype=np.int64)
-        row_at[head] = np.arange(m)
-        r, c = np.repeat(np.arange(m), sizes), row_at[cols]
-        r, c, vals = r[c >= 0], c[c >= 0], vals[c >= 0]
-        gram = np.zeros((m, m), dtype=np.float64)
-        gram[r, c] = vals
-        # symmetric: a pair pruned on one side keeps the other's count (counts are >= 0)
-        gram[c, r] = np.maximum(gram[c, r], vals)
-        gram[np.diag_indices(m)] = counts[head]
-        return head, gram
+        row_at = np.full(n, -1, dtype=np.int64)
+        row_at[head] = np.arange(len(head))
+        return head, partial(_gram_of_lists, sizes, row_at[cols], vals, diagonal)
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()

@@ -182,3 +182,21 @@ def test_a_larger_heads_solve_is_put_in_use_a_quarter_of_its_interval_after_it_b
         if pending is not None and model._pending is None:
             waited.append(n - began)
     assert model._interval == 80 and waited[-3:] == [20, 20, 20]
+
+
+@pytest.mark.parametrize("max_neighbors", [60, 5], ids=["dense counts", "neighbour lists"])
+def test_the_gram_a_solve_builds_on_its_thread_is_the_counts_when_it_was_due(
+    max_neighbors: int,
+) -> None:
+    # The solve's thread assembles the Gram matrix (the event loop only copies what it reads):
+    # what it builds is the counts at the moment the solve was due, whatever is learned while
+    # the thread has not yet run.
+    model = ItemEASE(refit_every=10_000, max_neighbors=max_neighbors, max_items=40)
+    stream = block_stream(seed=5, n_events=2000)
+    replay(model, stream[:1500])
+    assert ("_G" in model.__dict__) == (max_neighbors == 60)
+    head, expected = model._gram()
+    head_then, build = model._gram_snapshot()
+    replay(model, stream[1500:])  # counts, rows and the dense mirror all move on
+    assert not np.array_equal(model._gram()[1], expected)
+    assert np.array_equal(head_then, head) and np.array_equal(build(), expected)
