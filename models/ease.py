@@ -52,8 +52,6 @@ from models.ranking import Proposals, RankBatch, top_dense
 __all__ = ["ItemEASE", "solve_ease"]
 
 _SOLVER: ThreadPoolExecutor | None = None
-#: Most items whose co-occurrence counts are also kept as a dense matrix (32 MB at most).
-_DENSE_ITEMS = 2048
 
 
 def _solver() -> ThreadPoolExecutor:
@@ -123,14 +121,6 @@ def solve_ease(gram: np.ndarray, l2: float) -> np.ndarray:
     weights = -inverse / np.diag(inverse)
     np.fill_diagonal(weights, 0.0)
     return weights.astype(np.float32)
-
-
-def _gram_of_dense(counts: np.ndarray, head: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
-    """The head's Gram matrix from the dense co-occurrence counts (a copy)."""
-    gram = counts[np.ix_(head, head)]
-    gram = np.maximum(gram, gram.T)
-    gram[np.diag_indices(len(head))] = diagonal
-    return gram
 
 
 def _gram_of_lists(
@@ -211,7 +201,6 @@ class ItemEASE(ItemCooccurrence):
         state = self.__dict__.copy()
         state["_B"], state["_head"], state["_row_of"] = None, self._head[:0], {}
         state["_pending"] = None
-        state.pop("_G", None)  # the dense counts: rebuilt from the lists on first use
         return state  # the solve is recomputed on first use after a restore, not stored
 
     def learn_one(
@@ -223,10 +212,7 @@ class ItemEASE(ItemCooccurrence):
         weight: float = 1.0,
         value: float | None = None,
     ) -> None:
-        dense = self._dense()  # in step with the counts before this event
-        counted = self._count(user, item_id, ts, weight)
-        if counted is not None and dense is not None:
-            self._mirror(*counted)
+        self._count(user, item_id, ts, weight)
         self._since_fit += 1
         if self._since_fit >= max(self.refit_every, self._interval):
             self._since_fit = 0
@@ -283,39 +269,6 @@ class ItemEASE(ItemCooccurrence):
                 self._B[:, r] = 0.0
         self._forgotten.clear()
 
-    def _dense(self) -> np.ndarray | None:
-        """The co-occurrence counts as a dense matrix, while the catalogue is small enough that
-        no neighbour list can be pruned (``2 * max_neighbors + 1`` items): the same counts as
-        the lists, and the Gram matrix is then one gather instead of a walk over every list.
-        Built from the lists on first use (not pickled); dropped once the catalogue outgrows it."""
-        n = len(self._items)
-        dense = self.__dict__.get("_G")
-        if n > min(2 * self.max_neighbors + 1, _DENSE_ITEMS):
-            self.__dict__.pop("_G", None)
-            return None
-        if dense is None:
-            dense = np.zeros((max(256, n), max(256, n)))
-            for i in range(len(self._co)):
-                if self._co.size(i):
-                    dense[i, self._co.keys(i)] = self._co.values(i)
-            self.__dict__["_G"] = dense
-        return dense
-
-    def _mirror(self, i: int, js: list[int], ws: list[float]) -> None:
-        dense = self.__dict__.get("_G")
-        n = len(self._items)
-        if dense is None or n > min(2 * self.max_neighbors + 1, _DENSE_ITEMS):
-            self.__dict__.pop("_G", None)
-            return
-        if n > len(dense):
-            size = min(max(2 * len(dense), n), _DENSE_ITEMS)
-            grown = np.zeros((size, size))
-            grown[: len(dense), : len(dense)] = dense
-            dense = self.__dict__["_G"] = grown
-        if js:
-            dense[i, js] += ws
-            dense[js, i] += ws
-
     def _gram(self) -> tuple[np.ndarray, np.ndarray]:
         """The head items and their Gram matrix (co-occurrence, counts on the diagonal)."""
         head, build = self._gram_snapshot()
@@ -323,22 +276,18 @@ class ItemEASE(ItemCooccurrence):
 
     def _gram_snapshot(self) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
         """The head items, and a function that builds their Gram matrix from copies of the
-        counts taken now: the solve's thread runs it, so the event loop only copies (the
-        dense counts in one piece, or the head's neighbour lists) and learning goes on. For a
-        head of 2,000 items the assembly took the loop 30-40 ms (dense) or ~6 ms (lists)."""
+        counts taken now (the head's neighbour lists, gathered at once): the solve's thread
+        runs it, so the event loop only copies and learning goes on. For a head of 2,000 items
+        the assembly took the loop ~6 ms, and 30-40 ms from a dense copy of the counts that a
+        small catalogue's model kept beside the lists (no longer kept)."""
         counts = self._n[: len(self._items)]
         live = np.flatnonzero(counts > 0)
         head = live[np.argsort(-counts[live], kind="stable")[: self.max_items]]
-        diagonal = counts[head]
-        dense = self.__dict__.get("_G")
-        n = len(self._items)
-        if dense is not None and len(dense) >= n:
-            return head, partial(_gram_of_dense, dense[:n, :n].copy(), head, diagonal)
         # every head item's neighbour list at once: its (row, column, count) entries
         sizes, cols, vals = self._co.gather(head.tolist())
-        row_at = np.full(n, -1, dtype=np.int64)
+        row_at = np.full(len(self._items), -1, dtype=np.int64)
         row_at[head] = np.arange(len(head))
-        return head, partial(_gram_of_lists, sizes, row_at[cols], vals, diagonal)
+        return head, partial(_gram_of_lists, sizes, row_at[cols], vals, counts[head])
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
@@ -454,11 +403,6 @@ class ItemEASE(ItemCooccurrence):
         )
 
     def forget_item(self, item_id: str) -> None:
-        i = self._index.get(item_id)
-        dense = self.__dict__.get("_G")
-        if i is not None and dense is not None and i < len(dense):
-            dense[i, :] = 0.0
-            dense[:, i] = 0.0
         super().forget_item(item_id)
         r = self._row_of.get(self._index.get(item_id, -1))
         if r is not None and self._B is not None:

@@ -86,30 +86,11 @@ def test_unknown_user_gets_nothing_and_bad_parameters_are_refused() -> None:
         ItemEASE(max_items=1)
 
 
-def test_the_dense_counts_of_a_small_catalogue_give_the_gram_of_the_neighbour_lists() -> None:
-    # Below 2 * max_neighbors + 1 items no list is pruned: the dense matrix the solve reads is
-    # the lists' counts, after a deletion too, and a restored model rebuilds it from the lists.
-    model = ItemEASE(refit_every=10_000, max_neighbors=60)
-    replay(model, block_stream(seed=3, n_events=1500))
-    assert "_G" in model.__dict__ and len(model._items) <= 121
-    model.forget_item("g0i1")
-    head, dense = model._gram()
-    G = model.__dict__.pop("_G")
-    head_lists, from_lists = model._gram()
-    assert np.array_equal(head, head_lists) and np.array_equal(dense, from_lists)
-    clone = pickle.loads(pickle.dumps(model))
-    assert "_G" not in clone.__dict__
-    clone._dense()
-    n = len(model._items)
-    assert np.array_equal(clone.__dict__["_G"][:n, :n], G[:n, :n])
-
-
 def test_the_gram_of_pruned_neighbour_lists_keeps_either_sides_count() -> None:
-    # Past 2 * max_neighbors + 1 items the lists are pruned (no dense counts): a pair's entry
+    # Past 2 * max_neighbors + 1 items the lists are pruned: a pair's entry
     # is the larger of its two sides' counts, the diagonal the items' counts.
     model = ItemEASE(refit_every=10_000, max_neighbors=5, max_items=40)
     replay(model, block_stream(seed=7, n_events=1500))
-    assert "_G" not in model.__dict__
     head, gram = model._gram()
     expected = np.zeros((len(head), len(head)))
     for r, i in enumerate(head.tolist()):
@@ -184,7 +165,7 @@ def test_a_larger_heads_solve_is_put_in_use_a_quarter_of_its_interval_after_it_b
     assert model._interval == 80 and waited[-3:] == [20, 20, 20]
 
 
-@pytest.mark.parametrize("max_neighbors", [60, 5], ids=["dense counts", "neighbour lists"])
+@pytest.mark.parametrize("max_neighbors", [60, 5], ids=["whole lists", "pruned lists"])
 def test_the_gram_a_solve_builds_on_its_thread_is_the_counts_when_it_was_due(
     max_neighbors: int,
 ) -> None:
@@ -194,9 +175,8 @@ def test_the_gram_a_solve_builds_on_its_thread_is_the_counts_when_it_was_due(
     model = ItemEASE(refit_every=10_000, max_neighbors=max_neighbors, max_items=40)
     stream = block_stream(seed=5, n_events=2000)
     replay(model, stream[:1500])
-    assert ("_G" in model.__dict__) == (max_neighbors == 60)
     head, expected = model._gram()
     head_then, build = model._gram_snapshot()
-    replay(model, stream[1500:])  # counts, rows and the dense mirror all move on
+    replay(model, stream[1500:])  # counts and neighbour lists move on
     assert not np.array_equal(model._gram()[1], expected)
     assert np.array_equal(head_then, head) and np.array_equal(build(), expected)
