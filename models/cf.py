@@ -139,27 +139,23 @@ class ItemCooccurrence(Recommender):
     ) -> None:
         self._count(user, item_id, ts, weight)
 
-    def _count(
-        self, user: UserState, item_id: str, ts: float, weight: float
-    ) -> tuple[int, list[int], list[float]] | None:
-        """Count one event: the item's index and the co-occurrences it added (the other items'
-        indices and weights), or None when it carries no evidence."""
+    def _count(self, user: UserState, item_id: str, ts: float, weight: float) -> None:
+        """Count one event: the item's interaction and its co-occurrences with the user's
+        recent items (nothing for an event that carries no evidence)."""
         if not positive_evidence(weight, ts):
-            return None  # dislikes and garbage carry no co-occurrence evidence
+            return  # dislikes and garbage carry no co-occurrence evidence
         w = min(weight, MAX_WEIGHT) * (1.0 if self.half_life is None else self._boost(ts))
         index, decay, limit = self._index, self.window_decay, 2 * self.max_neighbors
         i = index.get(item_id)
         if i is None:
             i = self._idx(item_id)
         self._n[i] += w
-        add, window = self._co.add_pair, self.window
-        js: list[int] = []
-        ws: list[float] = []
+        add, left = self._co.add_pair, self.window
         size = self._co.size(i)
         for other in reversed(user.recent):
             if other == item_id:
                 continue
-            if len(js) >= window:
+            if not left:
                 break
             j = index.get(other)
             if j is None:
@@ -167,12 +163,10 @@ class ItemCooccurrence(Recommender):
             size, back = add(i, j, w)
             if back > limit:
                 self._prune(j)
-            js.append(j)
-            ws.append(w)
+            left -= 1
             w *= decay
         if size > limit:
             self._prune(i)
-        return i, js, ws
 
     def _row(self, i: int, w: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Neighbour indices of item ``i`` and their similarities times ``w``."""
