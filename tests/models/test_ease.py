@@ -100,12 +100,13 @@ def test_the_gram_of_pruned_neighbour_lists_keeps_either_sides_count() -> None:
     assert np.array_equal(gram, expected) and (gram != gram.T).sum() == 0
 
 
-def test_solve_ease_gives_the_weights_of_scipys_lapack_wrappers() -> None:
+@pytest.mark.parametrize("n", [60, 600])  # one block of the in-place mirroring, or several
+def test_solve_ease_gives_the_weights_of_scipys_lapack_wrappers(n: int) -> None:
     from scipy.linalg import lapack
 
     rng = np.random.default_rng(1)
-    x = (rng.random((400, 60)) < 0.1).astype(float)
-    regularised = (x.T @ x + 3.0 * np.eye(60)).astype(np.float32)
+    x = (rng.random((4 * n, n)) < 0.1).astype(float)
+    regularised = (x.T @ x + 3.0 * np.eye(n)).astype(np.float32)
     factor, _ = lapack.spotrf(regularised, lower=True, clean=False)
     inverse, _ = lapack.spotri(factor, lower=True)
     inverse = np.tril(inverse) + np.tril(inverse, -1).T
