@@ -20,6 +20,7 @@ item keeps the sources that put it there and the user's items that led to it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -153,10 +154,34 @@ class HybridRecommender(Recommender):
         """Every source learns the batch (each in its own way: one event at a time, or in
         array operations); an event fails if any source failed to learn it."""
         failed: dict[int, Exception] = {}
-        for model in self.sources.values():
+        clock, spent = time.thread_time, self._cpu()
+        for name, model in self.sources.items():
+            t = clock()
             for i, exc in model.learn_many(users, events).items():
                 failed.setdefault(i, exc)
+            key = (name, "learn")
+            spent[key] = spent.get(key, 0.0) + clock() - t
         return failed
+
+    def take_cpu_seconds(self) -> dict[tuple[str, str], float]:
+        """CPU seconds the calling thread spent in each ``(source, stage)`` since the last call
+        (stage ``"learn"``: :meth:`learn_many`; ``"rank"``: proposing in
+        :meth:`recommend_batch`, and ``("blend", "rank")`` the blend), then starts again: what
+        each source costs the worker's event loop (work a source hands to a thread of its
+        own, EASE's solve, is not in it).
+
+        >>> from models.popularity import DecayedPopularity
+        >>> hybrid = HybridRecommender({"popularity": DecayedPopularity()})
+        >>> hybrid.learn_many([], [])
+        {}
+        >>> lists = hybrid.recommend_batch([UserState("u")])
+        >>> sorted(hybrid.take_cpu_seconds()), hybrid.take_cpu_seconds()
+        ([('blend', 'rank'), ('popularity', 'learn'), ('popularity', 'rank')], {})
+        """
+        return self.__dict__.pop("_cpu_seconds", None) or {}
+
+    def _cpu(self) -> dict[tuple[str, str], float]:
+        return self.__dict__.setdefault("_cpu_seconds", {})
 
     def forget_item(self, item_id: str) -> None:
         self.deleted.add(item_id)
@@ -263,8 +288,10 @@ class HybridRecommender(Recommender):
             range(len(names)), key=lambda s: getattr(self.sources[names[s]], "bulk", False)
         )
         proposed: list[np.ndarray] = []
+        clock, spent = time.thread_time, self._cpu()
         for s in order:
             name = names[s]
+            t = clock()
             owners = np.flatnonzero(weight[s] > 0)
             source = self.sources[name]
             if getattr(source, "bulk", False) and batch.pool is None:
@@ -273,13 +300,18 @@ class HybridRecommender(Recommender):
             proposed.append(props.items)
             props.owner = owners[props.owner]
             blocks.append(Source(name, props, weight[s], rank[s]))
+            spent[name, "rank"] = spent.get((name, "rank"), 0.0) + clock() - t
+        t = clock()
         lists = blend(batch, blocks, k)
+        spent["blend", "rank"] = spent.get(("blend", "rank"), 0.0) + clock() - t
         for b, ranked in enumerate(lists):
             if len(ranked) < k and fallback is not None and fallback not in chosen[b]:
+                t = clock()
                 have = set(excludes[b]) | {c.item_id for c in ranked}
                 source = self.sources[fallback]
                 for cand in source.recommend(users[b], k=k - len(ranked), exclude=have):
                     ranked.append(Candidate(cand.item_id, 0.0, [fallback]))
+                spent[fallback, "rank"] = spent.get((fallback, "rank"), 0.0) + clock() - t
         return lists
 
     def _vocab(self) -> Vocab:
@@ -291,6 +323,7 @@ class HybridRecommender(Recommender):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_ranking_vocab", None)  # a cache of item ids, rebuilt on first use
+        state.pop("_cpu_seconds", None)  # what this process spent, not the models' state
         return state
 
 

@@ -71,6 +71,9 @@ class LiveMetrics:
         self.recent: deque[dict[str, Any]] = deque(maxlen=recent)
         self.users_history: deque[tuple[int, dict[str, int]]] = deque(maxlen=horizon)
         self.last_batch_at: float | None = None
+        #: CPU seconds the models cost the event loop since the worker started, per
+        #: ``(source, stage)`` (:meth:`models.hybrid.HybridRecommender.take_cpu_seconds`)
+        self.model_cpu: dict[tuple[str, str], float] = {}
 
     # -- input --------------------------------------------------------------------------
     def record_batch(
@@ -79,10 +82,15 @@ class LiveMetrics:
         recommendations: Sequence[Mapping[str, Any]],
         dead: Sequence[DeadLetter],
         now: float,
+        model_cpu: Mapping[tuple[str, str], float] | None = None,
     ) -> None:
-        """Fold one processed and published batch in. Never raises: figures are best effort."""
+        """Fold one processed and published batch in (with what its models cost the event
+        loop, ``model_cpu``: CPU seconds per ``(source, stage)``). Never raises: figures are
+        best effort."""
         try:
             self._record(stats, recommendations, dead, now)
+            for key, seconds in (model_cpu or {}).items():
+                self.model_cpu[key] = self.model_cpu.get(key, 0.0) + seconds
         except Exception:  # the agent must not stop over a dashboard figure
             log.exception("live metrics: batch not recorded")
 
@@ -152,6 +160,20 @@ class LiveMetrics:
             "records": self.totals.records
         }
 
+    def model_cpu_table(self) -> dict[str, dict[str, float]]:
+        """:attr:`model_cpu` as ``{source: {stage: seconds}}``, the costliest source first
+        (what ``/stats`` shows as ``model_cpu_seconds``).
+
+        >>> m = LiveMetrics()
+        >>> m.record_batch(BatchStats(), [], [], 0.0, {("cf", "learn"): 1.0, ("seq", "rank"): 2.0})
+        >>> m.model_cpu_table()
+        {'seq': {'rank': 2.0}, 'cf': {'learn': 1.0}}
+        """
+        table: dict[str, dict[str, float]] = {}
+        for (source, stage), seconds in self.model_cpu.items():
+            table.setdefault(source, {})[stage] = round(seconds, 6)
+        return dict(sorted(table.items(), key=lambda kv: -sum(kv[1].values())))
+
     def hit_rate(self, now: float, phase: str | None = None) -> float | None:
         """Share of events (in the rolling window) whose item was in the last served list."""
         hits = self.hits if phase is None else self.phase_hits.get(phase)
@@ -212,6 +234,7 @@ class LiveMetrics:
                 },
             },
             "totals": self.totals_dict(),
+            "model_cpu_seconds": self.model_cpu_table(),
             "dlq": {"count": totals.dead, "recent": list(self.errors)[::-1]},
             "recent": list(self.recent)[::-1],
             "series": series,

@@ -90,6 +90,16 @@ def render(
         "Event arrival at the broker to recommendation published.",
         [*buckets, ("_sum", {}, hist.sum / 1000.0), ("_count", {}, hist.count)],
     )
+    out += _family(
+        "recstream_model_cpu_seconds_total",
+        "counter",
+        "CPU seconds of the worker's event loop spent in each model source, learning "
+        '(stage="learn") and proposing candidates (stage="rank"; source="blend": the blend).',
+        [
+            ("", {"source": source, "stage": stage}, seconds)
+            for (source, stage), seconds in sorted(metrics.model_cpu.items())
+        ],
+    )
     rolling = [("", {"phase": ""}, metrics.hit_rate(now))]
     rolling += [("", {"phase": p}, metrics.hit_rate(now, p)) for p in phases]
     out += _family(

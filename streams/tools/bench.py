@@ -334,6 +334,41 @@ class _CpuClock:
         return round(spent / events * 1e6, 1) if spent is not None and events else None
 
 
+def _model_cpu(bases: list[str]) -> dict[str, dict[str, float]]:
+    """The workers' CPU seconds in each model source and stage so far (their ``/stats``'
+    ``model_cpu_seconds``), summed over the workers."""
+    from streams.tools.processes import http_json
+
+    total: dict[str, dict[str, float]] = {}
+    for base in bases:
+        _, stats = http_json(f"{base}/stats", timeout=10.0)
+        for source, stages in (stats or {}).get("model_cpu_seconds", {}).items():
+            for stage, seconds in stages.items():
+                row = total.setdefault(source, {})
+                row[stage] = row.get(stage, 0.0) + seconds
+    return total
+
+
+def _per_event(
+    after: dict[str, dict[str, float]], before: dict[str, dict[str, float]], events: int
+) -> dict[str, dict[str, float]]:
+    """µs of CPU per event in each source and stage between two :func:`_model_cpu` readings,
+    the costliest source first.
+
+    >>> _per_event({"cf": {"learn": 0.5, "rank": 1.0}, "seq": {"learn": 3.0}},
+    ...            {"cf": {"learn": 0.25}}, 1000)
+    {'seq': {'learn': 3000.0}, 'cf': {'learn': 250.0, 'rank': 1000.0}}
+    """
+    out = {
+        source: {
+            stage: round((s - before.get(source, {}).get(stage, 0.0)) / max(events, 1) * 1e6, 1)
+            for stage, s in stages.items()
+        }
+        for source, stages in after.items()
+    }
+    return dict(sorted(out.items(), key=lambda kv: -sum(kv[1].values())))
+
+
 def _peak_rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -414,11 +449,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 total=len(unpaced), desc="pipeline", unit="ev", disable=not cfg.progress
             ) as bar:
                 cpu = _CpuClock([p.pid for p in workers.procs])
+                models_before = _model_cpu(workers.bases)
                 t0 = time.time()
                 _publish_in_background(settings, unpaced)
                 _wait(lambda: done() - base, len(unpaced), bar, workers.alive, 900.0, "the workers")
                 pipeline_rate = len(unpaced) / max(time.time() - t0, 1e-9)
                 pipeline_cpu = cpu.per_event(len(unpaced))
+                by_source = _per_event(_model_cpu(workers.bases), models_before, len(unpaced))
             base = done()
             with tqdm(
                 total=len(paced), desc=f"paced {cfg.rate:g}/s", unit="ev", disable=not cfg.progress
@@ -446,6 +483,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             "pipeline_cpu_us_per_event": pipeline_cpu,
             "cpu_ratio": round(noop_cpu / pipeline_cpu, 4) if noop_cpu and pipeline_cpu else None,
             "cpu_us_per_event_at_rate": paced_cpu,
+            "source_cpu_us_per_event": by_source,
             "latency_ms": percentiles(lat),
             "rate": cfg.rate,
             "paced_events": len(paced),
@@ -479,7 +517,21 @@ def format_result(r: dict[str, Any]) -> str:
             f"  latency at {r['rate']:g} events/s:          {ms(r['latency_at_rate_ms'])}",
             f"  worker peak RSS {r['worker_peak_rss_mb']} MB; Redis {r['redis_bytes_per_user']} "
             "bytes per user state",
+            "  the models' CPU per event on the workers' event loops, unpaced: "
+            + _by_source(r.get("source_cpu_us_per_event") or {}),
         ]
+    )
+
+
+def _by_source(table: dict[str, dict[str, float]]) -> str:
+    """
+    >>> _by_source({"seq": {"learn": 60.0, "rank": 70.0}, "blend": {"rank": 90.0}})
+    'seq 130 µs (learn 60, rank 70), blend 90 µs'
+    """
+    return ", ".join(
+        f"{source} {sum(stages.values()):.0f} µs"
+        + (f" ({', '.join(f'{k} {v:.0f}' for k, v in stages.items())})" if len(stages) > 1 else "")
+        for source, stages in table.items()
     )
 
 

@@ -241,7 +241,9 @@ def create_app(settings: Settings) -> faust.App:
                 if out is None:
                     continue
                 rt.last_batch_at = time.time()
-                rt.metrics.record_batch(out.stats, out.recommendations, out.dead, rt.last_batch_at)
+                rt.metrics.record_batch(
+                    out.stats, out.recommendations, out.dead, rt.last_batch_at, out.model_cpu
+                )
                 await rt.models.maybe_checkpoint(commit_checkpointed)
         finally:
             await asyncio.shield(rt.models.finish())

@@ -124,6 +124,7 @@ class BatchProcessor:
             newest = self._apply(valid, view, out, learned)
             if recommend:
                 self._recommend(newest, out)
+            out.model_cpu = self.engine.take_cpu_seconds()
         ranges: dict[int, tuple[int, int]] = {}
         for rec in records:
             first, last = ranges.get(rec.partition, (rec.offset, rec.offset))

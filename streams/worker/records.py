@@ -50,6 +50,9 @@ class BatchOutcome:
     #: what the batch taught the models, per source partition, for the other workers (each a
     #: :class:`~streams.schemas.ModelUpdate` as the JSON object sent)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    #: the event loop's CPU seconds per ``(source, stage)`` in the models since the batch
+    #: before (this batch's learning and ranking, and any list ranked for HTTP meanwhile)
+    model_cpu: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 
 from models import registry
 from models.base import Candidate, Recommender, UserState
-from models.events import Event, apply_event
+from models.events import Event, apply_event, apply_events
 from models.factory import default_hybrid
 from models.hybrid import HybridRecommender, Phase, SwitchingPolicy
 from models.popularity import DecayedPopularity
@@ -244,3 +244,19 @@ def test_a_hybrid_pickled_before_the_fallback_existed_uses_the_registry_fallback
     assert restored.popularity("hit") > 0 and restored.trending(1)[0][0] == "hit"
     engine = restored.reconfigured(default_hybrid())
     assert engine.fallback == "popularity" and engine.recommend(UserState("new"), k=1)
+
+
+def test_what_each_source_costs_is_counted_per_stage_taken_once_and_never_pickled() -> None:
+    hybrid = default_hybrid()
+    users = {f"u{n}": UserState(f"u{n}") for n in range(12)}
+    events = [Event(f"u{n % 12}", f"i{(n * 7) % 30}", float(n)) for n in range(240)]
+    apply_events(hybrid, users, events)
+    hybrid.recommend_batch(list(users.values()), 10, [u.seen for u in users.values()])
+    spent = hybrid.take_cpu_seconds()
+    assert {(name, "learn") for name in hybrid.sources} <= set(spent)
+    ranked = {name for name, stage in spent if stage == "rank"}
+    assert {"blend", "cf", "seq"} <= ranked <= {*hybrid.sources, "blend"}
+    assert all(seconds >= 0.0 for seconds in spent.values()) and sum(spent.values()) > 0.0
+    assert hybrid.take_cpu_seconds() == {}  # taken: counting starts again
+    hybrid.recommend(users["u0"])
+    assert "_cpu_seconds" not in pickle.loads(pickle.dumps(hybrid)).__dict__

@@ -164,6 +164,13 @@ function render(s) {
   const maxScore = Math.max(1e-9, ...s.trending.map(r => r.score));
   rows("trending-table", s.trending, (r, i) => [i + 1, r.item_id, { text: fmt(r.score, 2), cls: "num" },
     { html: `<div class="bar" style="width:${100 * r.score / maxScore}%"></div>` }]);
+  const perEvent = secs => s.totals.events ? 1e6 * secs / s.totals.events : null;
+  const cpu = Object.entries(s.model_cpu_seconds || {});
+  const maxCpu = Math.max(1e-12, ...cpu.map(([, st]) => (st.learn || 0) + (st.rank || 0)));
+  rows("cpu-table", cpu, ([src, st]) => [src,
+    { text: st.learn === undefined ? "–" : fmt(perEvent(st.learn), 0), cls: "num" },
+    { text: st.rank === undefined ? "–" : fmt(perEvent(st.rank), 0), cls: "num" },
+    { html: `<div class="bar" style="width:${100 * ((st.learn || 0) + (st.rank || 0)) / maxCpu}%"></div>` }]);
   rows("dlq-table", s.dlq.recent, d => [clock(d.failed_at), `${short(d.topic)}:${d.partition}@${d.offset}`,
     { html: `<span class="err">${esc(d.error)}</span><br><code>${esc(d.raw)}</code>` }]);
   rows("feed-table", s.recent, r => [clock(r.generated_at), r.user_id, r.strategy,

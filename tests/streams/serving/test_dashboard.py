@@ -98,6 +98,10 @@ def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish,
     assert samples['recstream_latency_seconds_bucket{le="+Inf"}'] == recs
     assert samples["recstream_latency_seconds_count"] == recs
     assert f'recstream_consumer_lag{{topic="{topic}",partition="0"}}' in samples
+    cpu = "recstream_model_cpu_seconds_total"
+    for source in settings.sources:  # every source learned every batch, on the event loop
+        assert samples[f'{cpu}{{source="{source}",stage="learn"}}'] > 0
+    assert samples[f'{cpu}{{source="blend",stage="rank"}}'] > 0
 
     status, ctype, page = get_text(f"{worker.base}/dashboard")
     assert status == 200 and ctype.startswith("text/html") and "recstream · live" in page
@@ -248,7 +252,8 @@ def canned_stats(now: float) -> dict:
             for j in range(3)
         ]
         published = [r.model_dump(mode="json") for r in recs]  # as the worker publishes them
-        metrics.record_batch(stats, published, [], now - ago + 0.5)
+        cpu = {("seq", "learn"): 0.003, ("seq", "rank"): 0.002, ("blend", "rank"): 0.004}
+        metrics.record_batch(stats, published, [], now - ago + 0.5, cpu)
         mix = {"cold": 0, "warm": 120 - ago // 4, "active": 340, "established": 2_100 + ago}
         metrics.sample_users(mix, now - ago + 0.5)
     snap = metrics.snapshot(now)
@@ -363,6 +368,8 @@ LAYOUT = """document.querySelector('#status') === null ? "null" : JSON.stringify
   ).map(c => c.querySelector('h2') ? c.querySelector('h2').textContent : c.className),
   lagRows: document.querySelectorAll('#lag-table tbody tr').length,
   feedTitles: [...document.querySelectorAll('#feed-table .title')].length,
+  cpuRows: [...document.querySelectorAll('#cpu-table tbody tr')]
+    .map(tr => [...tr.cells].slice(0, 3).map(c => c.textContent)),
 })"""
 
 
@@ -403,3 +410,6 @@ def test_dashboard_layout_at_1280_1400_and_1920_px_wide(canned_dashboard, open_p
         assert not page["overflowing"], (width, page["overflowing"])
         assert page["lagRows"] == 12 * len(LAG_TOPICS)
         assert page["feedTitles"] > 0, "no titles in the feed"
+        # 120 batches of 40 events: 0.005 s of seq and 0.004 of the blend each, per event
+        cpu_rows = page["cpuRows"]
+        assert cpu_rows == [["seq", "75", "50"], ["blend", NO_FIGURE, "100"]], cpu_rows

@@ -164,6 +164,19 @@ class TestLiveMetrics:
         m.record_batch(object(), [], [], now=1.0)  # type: ignore[arg-type]
         assert m.totals == BatchStats() and m.totals_dict() == {"records": 0}
 
+    def test_what_the_models_cost_the_loop_adds_up_per_source_and_stage_as_a_counter(self):
+        m = LiveMetrics()
+        for now in (1.0, 2.0):
+            m.record_batch(
+                BatchStats(batches=1), [], [], now, {("cf", "learn"): 0.25, ("blend", "rank"): 0.5}
+            )
+        m.record_batch(BatchStats(batches=1), [], [], 3.0)  # a batch that reports none
+        text = render(m, users={}, lag=[], now=3.0)
+        lines = text.splitlines()
+        assert "# TYPE recstream_model_cpu_seconds_total counter" in lines
+        assert 'recstream_model_cpu_seconds_total{source="cf",stage="learn"} 0.5' in lines
+        assert 'recstream_model_cpu_seconds_total{source="blend",stage="rank"} 1' in lines
+
     def test_prometheus_text_parses_and_carries_the_counters(self):
         m = LiveMetrics()
         feed(

@@ -88,6 +88,13 @@ def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
         result["noop_cpu_us_per_event"] / result["pipeline_cpu_us_per_event"], rel=1e-3
     )
     assert result["cpu_us_per_event_at_rate"] > 0
+    # each source's share of the workers' event loop, unpaced: every source learned, the
+    # blend ranked, and together they are part of the workers' whole CPU per event
+    by_source = result["source_cpu_us_per_event"]
+    assert {"cf", "seq", "ease", "blend"} <= set(by_source)
+    assert all(stages.get("learn", 1.0) > 0 for stages in by_source.values())
+    models = sum(v for stages in by_source.values() for v in stages.values())
+    assert 0 < models < result["pipeline_cpu_us_per_event"]
     assert result["ratio"] == pytest.approx(
         result["pipeline_events_per_s"] / result["noop_events_per_s"], rel=0.01
     )
