@@ -17,7 +17,10 @@ Each phase's CPU time too, read from ``/proc`` (every thread of the processes; t
 checkpoint children not counted): ``noop_cpu_us_per_event``, ``pipeline_cpu_us_per_event``
 (the workers', unpaced), their ``cpu_ratio`` (no-op / pipeline: the events/s ratio each would
 have on a core of its own, less moved by a busy machine than the wall-time ratio) and
-``cpu_us_per_event_at_rate``. Then ``worker_peak_rss_mb`` (the largest peak resident set of
+``cpu_us_per_event_at_rate``; and ``source_cpu_us_per_event``, what each model source (its
+learning and its proposals) and the blend cost the workers' event loops per event of the
+unpaced part (their ``/stats``' ``model_cpu_seconds`` before and after it). Then
+``worker_peak_rss_mb`` (the largest peak resident set of
 the workers) and ``redis_bytes_per_user`` (Redis's own ``MEMORY USAGE`` of the user states
 and of the lists last published to them, per user). Events per second count from the moment
 the stream starts being published to the moment its last event is processed (the producer is
@@ -334,15 +337,21 @@ class _CpuClock:
         return round(spent / events * 1e6, 1) if spent is not None and events else None
 
 
-def _model_cpu(bases: list[str]) -> dict[str, dict[str, float]]:
+def _model_cpu(bases: list[str]) -> dict[str, dict[str, float]] | None:
     """The workers' CPU seconds in each model source and stage so far (their ``/stats``'
-    ``model_cpu_seconds``), summed over the workers."""
+    ``model_cpu_seconds``), summed over the workers; None if a worker did not answer (the
+    figure is then left out, the run goes on)."""
     from streams.tools.processes import http_json
 
     total: dict[str, dict[str, float]] = {}
     for base in bases:
-        _, stats = http_json(f"{base}/stats", timeout=10.0)
-        for source, stages in (stats or {}).get("model_cpu_seconds", {}).items():
+        try:
+            status, stats = http_json(f"{base}/stats", timeout=30.0)
+        except (OSError, ValueError):
+            return None
+        if status != 200 or not isinstance(stats, dict):
+            return None
+        for source, stages in stats.get("model_cpu_seconds", {}).items():
             for stage, seconds in stages.items():
                 row = total.setdefault(source, {})
                 row[stage] = row.get(stage, 0.0) + seconds
@@ -455,7 +464,12 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 _wait(lambda: done() - base, len(unpaced), bar, workers.alive, 900.0, "the workers")
                 pipeline_rate = len(unpaced) / max(time.time() - t0, 1e-9)
                 pipeline_cpu = cpu.per_event(len(unpaced))
-                by_source = _per_event(_model_cpu(workers.bases), models_before, len(unpaced))
+                models_after = _model_cpu(workers.bases)
+                by_source = (
+                    _per_event(models_after, models_before, len(unpaced))
+                    if models_before is not None and models_after is not None
+                    else None
+                )
             base = done()
             with tqdm(
                 total=len(paced), desc=f"paced {cfg.rate:g}/s", unit="ev", disable=not cfg.progress
