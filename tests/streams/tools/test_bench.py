@@ -9,8 +9,9 @@ from collections import Counter
 
 import pytest
 
-from streams.tools.bench import bench_items, bench_stream, percentiles
+from streams.tools.bench import _model_cpu, bench_items, bench_stream, percentiles
 from streams.tools.cli import build_parser
+from streams.tools.embedded import free_port
 
 
 def test_the_stream_is_fixed_interleaved_in_short_sessions_with_a_popularity_skew() -> None:
@@ -104,3 +105,7 @@ def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
     assert 20 < result["worker_peak_rss_mb"] < 4000
     assert 100 < result["redis_bytes_per_user"] < 100_000
     assert "no-op agent" in run.stderr and "pipeline" in run.stderr  # the progress bars
+
+
+def test_a_worker_that_does_not_answer_leaves_the_per_source_costs_out() -> None:
+    assert _model_cpu([f"http://127.0.0.1:{free_port()}"]) is None  # nothing listens there
