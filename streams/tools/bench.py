@@ -19,7 +19,8 @@ checkpoint children not counted): ``noop_cpu_us_per_event``, ``pipeline_cpu_us_p
 have on a core of its own, less moved by a busy machine than the wall-time ratio) and
 ``cpu_us_per_event_at_rate``; and ``source_cpu_us_per_event``, what each model source (its
 learning and its proposals) and the blend cost the workers' event loops per event of the
-unpaced part (their ``/stats``' ``model_cpu_seconds`` before and after it). Then
+unpaced part (their ``/stats``' ``model_cpu_seconds`` before and after it, each read once
+the workers have counted every batch up to then). Then
 ``worker_peak_rss_mb`` (the largest peak resident set of
 the workers) and ``redis_bytes_per_user`` (Redis's own ``MEMORY USAGE`` of the user states
 and of the lists last published to them, per user). Events per second count from the moment
@@ -337,25 +338,37 @@ class _CpuClock:
         return round(spent / events * 1e6, 1) if spent is not None and events else None
 
 
-def _model_cpu(bases: list[str]) -> dict[str, dict[str, float]] | None:
+def _model_cpu(
+    bases: list[str], records: int, timeout: float = 15.0
+) -> dict[str, dict[str, float]] | None:
     """The workers' CPU seconds in each model source and stage so far (their ``/stats``'
-    ``model_cpu_seconds``), summed over the workers; None if a worker did not answer (the
-    figure is then left out, the run goes on)."""
+    ``model_cpu_seconds``), summed over the workers, once their own counts have taken in
+    ``records`` records (a worker adds a batch's costs to them just after it commits the
+    batch, which is what the caller counted); None if a worker does not answer or they do
+    not get there within ``timeout`` (the figure is then left out, the run goes on)."""
     from streams.tools.processes import http_json
 
-    total: dict[str, dict[str, float]] = {}
-    for base in bases:
-        try:
-            status, stats = http_json(f"{base}/stats", timeout=30.0)
-        except (OSError, ValueError):
+    deadline = time.monotonic() + timeout
+    while True:
+        total: dict[str, dict[str, float]] = {}
+        seen = 0
+        for base in bases:
+            try:
+                status, stats = http_json(f"{base}/stats", timeout=timeout)
+            except (OSError, ValueError):
+                return None
+            if status != 200 or not isinstance(stats, dict):
+                return None
+            seen += int(stats.get("totals", {}).get("records", 0))
+            for source, stages in stats.get("model_cpu_seconds", {}).items():
+                for stage, seconds in stages.items():
+                    row = total.setdefault(source, {})
+                    row[stage] = row.get(stage, 0.0) + seconds
+        if seen >= records:
+            return total
+        if time.monotonic() > deadline:
             return None
-        if status != 200 or not isinstance(stats, dict):
-            return None
-        for source, stages in stats.get("model_cpu_seconds", {}).items():
-            for stage, seconds in stages.items():
-                row = total.setdefault(source, {})
-                row[stage] = row.get(stage, 0.0) + seconds
-    return total
+        time.sleep(0.05)
 
 
 def _per_event(
@@ -458,13 +471,13 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 total=len(unpaced), desc="pipeline", unit="ev", disable=not cfg.progress
             ) as bar:
                 cpu = _CpuClock([p.pid for p in workers.procs])
-                models_before = _model_cpu(workers.bases)
+                models_before = _model_cpu(workers.bases, base)
                 t0 = time.time()
                 _publish_in_background(settings, unpaced)
                 _wait(lambda: done() - base, len(unpaced), bar, workers.alive, 900.0, "the workers")
                 pipeline_rate = len(unpaced) / max(time.time() - t0, 1e-9)
                 pipeline_cpu = cpu.per_event(len(unpaced))
-                models_after = _model_cpu(workers.bases)
+                models_after = _model_cpu(workers.bases, done())
                 by_source = (
                     _per_event(models_after, models_before, len(unpaced))
                     if models_before is not None and models_after is not None

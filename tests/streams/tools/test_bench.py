@@ -108,4 +108,4 @@ def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
 
 
 def test_a_worker_that_does_not_answer_leaves_the_per_source_costs_out() -> None:
-    assert _model_cpu([f"http://127.0.0.1:{free_port()}"]) is None  # nothing listens there
+    assert _model_cpu([f"http://127.0.0.1:{free_port()}"], 0) is None  # nothing listens there
