@@ -25,7 +25,9 @@ False
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Collection
+from typing import Any
 
 import numpy as np
 from river import optim, reco
@@ -58,6 +60,9 @@ class RatingMF(Recommender):
         rating_max: highest rating.
         clip_gradient: bound on the loss gradient of one event.
         seed: seed of the first model's latent initialiser.
+        max_users: users whose bias and factors are kept (the least recently rated let go
+            first, then predicted as users never seen), so a worker's memory does not grow
+            with every user who ever rated.
     """
 
     name = "rating"
@@ -75,9 +80,12 @@ class RatingMF(Recommender):
         rating_max: float = 5.0,
         clip_gradient: float = 10.0,
         seed: int = 0,
+        max_users: int = 100_000,
     ) -> None:
         if n_factors < 1 or n_models < 1 or rating_max <= rating_min or clip_gradient <= 0:
             raise ValueError("need n_factors, n_models >= 1, rating_max > rating_min")
+        if max_users < 1:
+            raise ValueError("need max_users >= 1")
         self.n_factors = n_factors
         self.bias_lr = bias_lr
         self.latent_lr = latent_lr
@@ -89,6 +97,7 @@ class RatingMF(Recommender):
         self.rating_max = rating_max
         self.clip_gradient = clip_gradient
         self.seed = seed
+        self.max_users = max_users
         self.models = [
             reco.BiasedMF(
                 n_factors=n_factors,
@@ -109,6 +118,26 @@ class RatingMF(Recommender):
         self._V = np.zeros((n_models, 256, n_factors))
         self._b = np.zeros((n_models, 256))
         self._alive = np.zeros(256, dtype=bool)
+        self._users: OrderedDict[str, None] = OrderedDict()  # least recently rated first
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_users" not in state:  # a checkpoint from before the cap: its users, first seen first
+            state["_users"] = OrderedDict.fromkeys(state["models"][0].u_latents)
+            state["max_users"] = 100_000
+        self.__dict__.update(state)
+
+    def _rated(self, user_id: str) -> None:
+        """``user_id`` is the most recently rated; the least recent beyond ``max_users`` go."""
+        users = self._users
+        if user_id in users:
+            users.move_to_end(user_id)
+        else:
+            users[user_id] = None
+        while len(users) > self.max_users:
+            gone, _ = users.popitem(last=False)
+            for mf in self.models:
+                mf.u_latents.pop(gone, None)
+                mf.u_biases.pop(gone, None)
 
     def _clip(self, y: float) -> float:
         return min(self.rating_max, max(self.rating_min, y))
@@ -138,6 +167,7 @@ class RatingMF(Recommender):
         y = self._clip(float(value))
         for mf in self.models:
             mf.learn_one(user.user_id, item_id, y)
+        self._rated(user.user_id)
         self._mirror(item_id)
 
     def predict_rating(self, user_id: str, item_id: str) -> float:

@@ -63,3 +63,32 @@ def test_rating_forget_and_pickle() -> None:
     clone = pickle.loads(pickle.dumps(model))
     assert clone.predict_rating("u2", "a4") == model.predict_rating("u2", "a4")
     assert clone.recommend(UserState("u3"), k=5) == model.recommend(UserState("u3"), k=5)
+
+
+def test_rating_keeps_factors_of_at_most_max_users_least_recently_rated_out_first() -> None:
+    model = RatingMF(n_factors=4, n_models=2, seed=1, max_users=50)
+    for u in range(200):
+        model.learn_one(UserState(f"u{u}"), f"i{u % 7}", ts=0.0, value=4.0)
+        model.learn_one(UserState("regular"), "i1", ts=0.0, value=5.0)
+    for mf in model.models:
+        assert len(mf.u_latents) == len(mf.u_biases) == 50
+        assert {"regular", "u199", "u151"} <= set(mf.u_latents)
+        assert "u150" not in mf.u_latents and "u0" not in mf.u_biases
+    # a user whose factors were let go is predicted as one never seen
+    assert model.predict_rating("u0", "i0") == model.predict_rating("nobody", "i0")
+    assert model.predict_rating("regular", "i1") != model.predict_rating("nobody", "i1")
+
+
+def test_rating_checkpoint_from_before_the_user_cap_is_capped_once_restored() -> None:
+    model = RatingMF(n_factors=4, n_models=2, seed=1)
+    for u in range(30):
+        model.learn_one(UserState(f"u{u}"), "i0", ts=0.0, value=3.0)
+    state = model.__dict__.copy()
+    del state["max_users"], state["_users"]  # the attributes an older checkpoint lacks
+    old = RatingMF.__new__(RatingMF)
+    old.__setstate__(state)
+    assert old.predict_rating("u3", "i0") == model.predict_rating("u3", "i0")
+    old.max_users = 20
+    old.learn_one(UserState("u0"), "i0", ts=0.0, value=3.0)  # u0 now the most recent
+    assert all(len(mf.u_latents) == 20 for mf in old.models)
+    assert "u0" in old.models[0].u_latents and "u1" not in old.models[0].u_latents
