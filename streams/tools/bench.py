@@ -13,6 +13,11 @@ layout and the worker's consumer settings (batch size, batch wait, fetch wait):
 3. **pipeline, paced**: then more of the stream at ``--rate`` events/s:
    ``latency_at_rate_ms``.
 
+With ``--warmup N`` the workers first learn and rank the stream's first ``N`` events (published
+unpaced, not measured: ``warmup_events_per_s``), so that the measured parts are what a worker
+that has run that long pays per event: its models grown and its users' histories longer (the
+cost per event grows with both; docs/PERFORMANCE.md, *Against the stream's length*).
+
 Each phase's CPU time too, read from ``/proc`` (every thread of the processes; the forked
 checkpoint children not counted): ``noop_cpu_us_per_event``, ``pipeline_cpu_us_per_event``
 (the workers', unpaced), their ``cpu_ratio`` (no-op / pipeline: the events/s ratio each would
@@ -72,6 +77,7 @@ class BenchConfig:
     workers: int = 1
     rate: float = 1_000.0
     paced_events: int | None = None  # default: 10 seconds at ``rate``, at most ``events``
+    warmup: int = 0  # events the workers learn first, not measured
     seed: int = 16
     progress: bool = True
 
@@ -310,6 +316,13 @@ def _stats(client: Any, key: str) -> int:
     return sum(int(v or 0) for v in got)
 
 
+def _skipped(client: Any, key: str) -> dict[str, int]:
+    """The records the workers dead-lettered or found duplicate over the whole run: none, in a
+    run that measured what it published (each event once, every one valid)."""
+    dead, duplicates = client.hmget(key, ["dead", "duplicates"])
+    return {"dead": int(dead or 0), "duplicates": int(duplicates or 0)}
+
+
 class _CpuClock:
     """The CPU time (user and system, every thread) that processes use from now on, read from
     ``/proc`` (Linux; ``None`` elsewhere): less moved by a busy machine than events per second
@@ -451,7 +464,10 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             log_level="warn",
         )
         wait_for_broker(settings.bootstrap_servers)
-        stream = list(bench_stream(cfg.events + cfg.paced, cfg.users, cfg.items, cfg.seed))
+        stream = list(
+            bench_stream(cfg.warmup + cfg.events + cfg.paced, cfg.users, cfg.items, cfg.seed)
+        )
+        warm, stream = stream[: cfg.warmup], stream[cfg.warmup :]
         unpaced, paced = stream[: cfg.events], stream[cfg.events :]
         noop_rate, noop_cpu = _noop(settings, unpaced, workdir, cfg)
 
@@ -467,6 +483,18 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             done = lambda: _stats(client, key)  # noqa: E731
             _wait(done, 1, tqdm(disable=True), workers.alive, 120.0, "the workers")
             base = done()
+            warm_rate = None
+            if warm:
+                with tqdm(
+                    total=len(warm), desc="warm-up", unit="ev", disable=not cfg.progress
+                ) as bar:
+                    t0 = time.time()
+                    _publish_in_background(settings, warm)
+                    limit = max(900.0, len(warm) / 50)  # however slow, at least 50 events/s
+                    learned = lambda: done() - base  # noqa: E731
+                    _wait(learned, len(warm), bar, workers.alive, limit, "the workers")
+                    warm_rate = len(warm) / max(time.time() - t0, 1e-9)
+                base = done()
             with tqdm(
                 total=len(unpaced), desc="pipeline", unit="ev", disable=not cfg.progress
             ) as bar:
@@ -498,6 +526,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         known = [r for r in rss if r is not None]
         return {
             "events": cfg.events,
+            "warmup": cfg.warmup,
+            "warmup_events_per_s": round(warm_rate, 1) if warm_rate is not None else None,
             "users": cfg.users,
             "items": cfg.items,
             "workers": cfg.workers,
@@ -518,6 +548,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             "worker_peak_rss_mb": max(known) if known else None,
             "redis_bytes_per_user": bytes_per_user(client, app_id),
             "lists": {"unpaced": len(lat), "paced": len(lat_rate)},
+            "skipped": _skipped(client, key),
             "seconds": round(time.monotonic() - started, 1),
         }
     finally:
@@ -533,7 +564,13 @@ def format_result(r: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"{r['events']} events, {r['users']} users, {r['items']} items, "
-            f"{r['workers']} worker(s), batches of {r['batch_size']}, {r['partitions']} partitions",
+            f"{r['workers']} worker(s), batches of {r['batch_size']}, {r['partitions']} partitions"
+            + (
+                f"; measured after {r['warmup']} events learned first"
+                f" ({r['warmup_events_per_s']:.0f} events/s)"
+                if r.get("warmup")
+                else ""
+            ),
             f"  no-op Faust agent   {r['noop_events_per_s']:>9.0f} events/s",
             f"  recstream pipeline  {r['pipeline_events_per_s']:>9.0f} events/s "
             f"({r['ratio']:.1%} of the no-op)",
@@ -588,6 +625,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="events published at --rate (default: 10 s worth, at most --events)",
     )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=d.warmup,
+        metavar="N",
+        help="events the workers learn first, not measured: what a worker that has run that "
+        f"long pays per event (default {d.warmup})",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object on the last line")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -600,6 +645,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     if args.rate <= 0 or (args.paced_events is not None and args.paced_events < 1):
         print("recstream bench: --rate and --paced-events must be > 0", file=sys.stderr)
         return 2
+    if args.warmup < 0:
+        print("recstream bench: --warmup must be >= 0", file=sys.stderr)
+        return 2
     cfg = BenchConfig(
         events=args.events,
         users=args.users,
@@ -607,6 +655,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         workers=args.workers,
         rate=args.rate,
         paced_events=args.paced_events,
+        warmup=args.warmup,
         progress=not args.no_progress,
     )
     result = run_bench(cfg)

@@ -42,7 +42,7 @@ def test_the_cli_takes_bench_and_evaluate_batch() -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(400)
-def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
+def test_a_tiny_run_after_a_warm_up_prints_every_figure_on_the_last_line() -> None:
     run = subprocess.run(
         [
             sys.executable,
@@ -59,6 +59,8 @@ def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
             "150",
             "--paced-events",
             "150",
+            "--warmup",
+            "120",
             "--json",
         ],
         capture_output=True,
@@ -102,9 +104,13 @@ def test_a_tiny_run_prints_every_figure_on_the_last_line() -> None:
     for lat in (result["latency_ms"], result["latency_at_rate_ms"]):
         assert 0 <= lat["p50"] <= lat["p95"] <= lat["p99"] < 60_000
     assert result["rate"] == 150 and result["lists"]["paced"] > 0
+    # the warm-up's events were learned first, and the measured part's events are others:
+    # none of them a duplicate the workers skipped
+    assert result["warmup"] == 120 and result["warmup_events_per_s"] > 0
+    assert result["skipped"] == {"dead": 0, "duplicates": 0}
     assert 20 < result["worker_peak_rss_mb"] < 4000
     assert 100 < result["redis_bytes_per_user"] < 100_000
-    assert "no-op agent" in run.stderr and "pipeline" in run.stderr  # the progress bars
+    assert all(bar in run.stderr for bar in ("no-op agent", "warm-up", "pipeline"))
 
 
 def test_a_worker_that_does_not_answer_leaves_the_per_source_costs_out() -> None:
