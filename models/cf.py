@@ -74,7 +74,7 @@ class ItemCooccurrence(Recommender):
         max_neighbors: int = 200,
         alpha: float = 0.5,
         shrinkage: float = 0.0,
-        history: int = 30,
+        history: int = 15,
         history_decay: float = 0.8,
         half_life: float | None = None,
     ) -> None:

@@ -200,7 +200,7 @@ class ItemEASE(ItemCooccurrence):
         window: int = 50,
         window_decay: float = 0.95,
         max_neighbors: int = 1000,
-        history: int = 30,
+        history: int = 15,
         history_decay: float = 0.8,
     ) -> None:
         super().__init__(

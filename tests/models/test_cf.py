@@ -192,3 +192,26 @@ def test_a_batch_breaks_score_ties_by_first_met_item_and_reason_ties_by_name() -
     assert props.explain(np.arange(3)) == [["x"], ["x"], ["a", "b"]]
     assert [c.item_id for c in model.recommend(me, k=2, exclude=me.seen)] == ["q", "p"]
     assert model.recommend(her, k=1, exclude=her.seen)[0].because == ["a", "b"]
+
+
+def test_lists_come_from_the_users_15_most_recent_items_by_default() -> None:
+    from models.ease import ItemEASE
+
+    cf = ItemCooccurrence()
+    for n in range(5):  # "old" and "x" go together; each filler only with a partner of its own
+        for a, b in [("old", "x"), *((f"f{k}", f"p{k}") for k in range(16))]:
+            user = UserState(f"w{n}-{a}")
+            for item in (a, b):
+                cf.learn_one(user, item, ts=0.0)
+                user.observe(item, ts=0.0)
+
+    def reached(fillers: int) -> bool:
+        user = UserState("u")
+        for item in ["old", *(f"f{k}" for k in range(fillers))]:
+            user.observe(item, ts=0.0)
+        items = {c.item_id for c in cf.recommend(user, k=50, exclude=user.seen)}
+        assert {f"p{k}" for k in range(fillers)} <= items
+        return "x" in items
+
+    assert reached(14) and not reached(15)  # "old" 15th most recent, then 16th
+    assert ItemEASE().history == cf.history == 15
