@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, ban, drop_row, grown, live_rows, top_rows
-from models.ranking import Proposals, RankBatch, candidate_rows, top_dense
+from models.ranking import OwnPool, Proposals, RankBatch, candidate_rows, top_dense
 
 __all__ = ["STOPWORDS", "ContentModel", "tokenize"]
 
@@ -366,10 +366,10 @@ class ContentModel(Recommender):
         ex_owner, ex_rows = batch.excluded_rows(row_of)
         ex_at = local[ex_owner]
         # the rows scored: all of them, or (a large catalogue, in a hybrid) the pool of what
-        # the other sources proposed: content re-ranks them
-        scored = None
+        # the other sources proposed: content re-ranks what they proposed to each user
+        scored, own = None, None
+        none = np.zeros(0, dtype=np.int64)
         if batch.pool is not None and len(batch.pool):
-            none = np.zeros(0, dtype=np.int64)
             scored = candidate_rows(batch, row_of, none, size, self.retrieval_items)
         if scored is None:
             scored, M = np.arange(size), matrix
@@ -377,6 +377,8 @@ class ContentModel(Recommender):
             M = self._rows_matrix(matrix)[scored].T
         col_of = np.full(size, -1, dtype=np.int64)
         col_of[scored] = np.arange(len(scored))
+        if len(scored) < size:  # past the cut: each user's own pool only
+            own = OwnPool(batch, users, row_of, col_of, none)
         ex_cols = col_of[ex_rows]
         dead = ~self._alive[scored] | (ids[scored] < 0)
         owners, rows, scores = [], [], []
@@ -387,6 +389,8 @@ class ContentModel(Recommender):
             S[:, dead] = 0.0
             mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
             S[ex_at[mine] - lo, ex_cols[mine]] = 0.0
+            if own is not None:
+                np.putmask(S, ~own.block(lo, hi), 0.0)
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             u, j = np.nonzero(picked > 0)

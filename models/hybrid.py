@@ -37,7 +37,7 @@ from models.base import (
     UserState,
     can,
 )
-from models.ranking import RankBatch, Source, Vocab, blend, weights_table
+from models.ranking import Proposals, RankBatch, Source, Vocab, blend, weights_table
 
 if TYPE_CHECKING:
     from models.events import Event
@@ -283,11 +283,12 @@ class HybridRecommender(Recommender):
         n = max(k, self.candidates_per_source)
         blocks = []
         # sources that score their catalogue in bulk go last: they also score the pool of what
-        # the others proposed (the two-stage cut of a large catalogue, models.ranking)
+        # the others proposed, each user only what was proposed to that user (the two-stage
+        # cut of a large catalogue, models.ranking.OwnPool)
         order = sorted(
             range(len(names)), key=lambda s: getattr(self.sources[names[s]], "bulk", False)
         )
-        proposed: list[np.ndarray] = []
+        proposed: list[Proposals] = []
         clock, spent = time.thread_time, self._cpu()
         for s in order:
             name = names[s]
@@ -295,10 +296,14 @@ class HybridRecommender(Recommender):
             owners = np.flatnonzero(weight[s] > 0)
             source = self.sources[name]
             if getattr(source, "bulk", False) and batch.pool is None:
-                batch.pool = np.unique(np.concatenate(proposed)) if proposed else proposed_none()
+                pooled = proposed or [Proposals.empty()]
+                batch.set_pool(
+                    np.concatenate([p.owner for p in pooled]),
+                    np.concatenate([p.items for p in pooled]),
+                )
             props = source.propose(batch.subset(owners.tolist()), n)
-            proposed.append(props.items)
             props.owner = owners[props.owner]
+            proposed.append(props)
             blocks.append(Source(name, props, weight[s], rank[s]))
             spent[name, "rank"] = spent.get((name, "rank"), 0.0) + clock() - t
         t = clock()
@@ -325,7 +330,3 @@ class HybridRecommender(Recommender):
         state.pop("_ranking_vocab", None)  # a cache of item ids, rebuilt on first use
         state.pop("_cpu_seconds", None)  # what this process spent, not the models' state
         return state
-
-
-def proposed_none() -> np.ndarray:
-    return np.zeros(0, dtype=np.int64)

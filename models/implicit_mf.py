@@ -410,7 +410,7 @@ class ImplicitMF(Recommender):
         if len(live) > self.retrieval_items:
             head = live[np.argpartition(-self._b[live], self.retrieval_items - 1)]
             head = head[: self.retrieval_items]
-        ids, scored, ex_at, ex_cols = bulk_rows(
+        ids, scored, ex_at, ex_cols, own = bulk_rows(
             batch, self._row_items, users, head, size, self.retrieval_items
         )
         V, b, dead = self._V[scored], self._b[scored], ~self._alive[scored]
@@ -423,6 +423,8 @@ class ImplicitMF(Recommender):
             S[~np.isfinite(S)] = -np.inf
             mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
             S[ex_at[mine] - lo, ex_cols[mine]] = -np.inf
+            if own is not None:  # past the cut: each user's head and own pool only
+                np.putmask(S, ~own.block(lo, hi), -np.inf)
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             u, j = np.nonzero(np.isfinite(picked))

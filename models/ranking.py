@@ -30,6 +30,7 @@ from models.base import Candidate, UserState
 
 __all__ = [
     "KEY_SHIFT",
+    "OwnPool",
     "Proposals",
     "RankBatch",
     "Source",
@@ -169,8 +170,10 @@ class RankBatch:
         self.vocab = vocab
         self._parent = parent  # (the batch this is a part of, this part's users in it)
         #: ids of the items the other sources proposed to this batch's users, when a source
-        #: that scores a catalogue in bulk is asked after them (the hybrid sets it)
+        #: that scores a catalogue in bulk is asked after them (the hybrid sets it with
+        #: :meth:`set_pool`, which also keeps to whom each was proposed)
         self.pool: np.ndarray | None = parent[0].pool if parent is not None else None
+        self._pool_pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._keys: np.ndarray | None = None
 
@@ -187,15 +190,19 @@ class RankBatch:
             parent=(self, at),
         )
 
+    def _from_parent(self, owner: np.ndarray) -> np.ndarray:
+        """The place in this part of each of the parent batch's ``owner`` (``-1``: not in it)."""
+        batch, at = self._parent  # type: ignore[misc]
+        local = np.full(len(batch), -1, dtype=np.int64)
+        local[at] = np.arange(len(at))
+        return local[owner]
+
     def excluded_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(owner, item id)`` of every excluded item, grouped by owner in increasing order."""
         if self._pairs is None:
             if self._parent is not None:
-                batch, at = self._parent
-                owner, items = batch.excluded_pairs()
-                local = np.full(len(batch), -1, dtype=np.int64)
-                local[at] = np.arange(len(at))
-                mine = local[owner]
+                owner, items = self._parent[0].excluded_pairs()
+                mine = self._from_parent(owner)
                 keep = np.flatnonzero(mine >= 0)
                 order = keep[np.argsort(mine[keep], kind="stable")]
                 self._pairs = mine[order], items[order]
@@ -204,6 +211,32 @@ class RankBatch:
                 owner = np.repeat(np.arange(len(self.excludes), dtype=np.int64), sizes)
                 self._pairs = owner, self.vocab.intern(x for e in self.excludes for x in e)
         return self._pairs
+
+    def set_pool(self, owner: np.ndarray, items: np.ndarray) -> None:
+        """What the other sources proposed: item id ``items[e]`` to ``users[owner[e]]``."""
+        self._pool_pairs = (np.asarray(owner, dtype=np.int64), np.asarray(items, dtype=np.int64))
+        self.pool = np.unique(self._pool_pairs[1])
+
+    def pool_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, item id)`` of what the other sources proposed to this batch's users
+        (:meth:`set_pool`; nothing when it was not set).
+
+        >>> vocab = Vocab()
+        >>> batch = RankBatch([UserState("u"), UserState("v")], [(), ()], vocab)
+        >>> batch.set_pool(np.array([0, 1, 1]), vocab.intern(["x", "x", "y"]))
+        >>> part = batch.subset([1])
+        >>> [a.tolist() for a in part.pool_pairs()], part.pool.tolist()
+        ([[0, 0], [0, 1]], [0, 1])
+        """
+        if self._parent is not None:
+            owner, items = self._parent[0].pool_pairs()
+            mine = self._from_parent(owner)
+            keep = mine >= 0
+            return mine[keep], items[keep]
+        if self._pool_pairs is None:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none
+        return self._pool_pairs
 
     def excluded_keys(self) -> np.ndarray:
         """The excluded pairs as sorted keys (:data:`KEY_SHIFT`)."""
@@ -452,7 +485,7 @@ def candidate_rows(
 
     >>> vocab = Vocab()
     >>> batch = RankBatch([UserState("u")], [()], vocab)
-    >>> batch.pool = vocab.intern(["c"])
+    >>> batch.set_pool(np.array([0]), vocab.intern(["c"]))
     >>> rows = ["a", "b", "c", "d"]
     >>> candidate_rows(batch, vocab.row_of(rows), np.array([0]), 4, 2).tolist()
     [0, 2]
@@ -467,6 +500,56 @@ def candidate_rows(
     return np.unique(rows)
 
 
+class OwnPool:
+    """Which of the rows a source scored in bulk past the two-stage cut (:func:`candidate_rows`:
+    its ``head`` and the batch's pool) each of its users may be proposed: a head row, or one
+    the other sources proposed to that user. The pool is scored for the whole batch at once
+    (one product), but what was proposed to others in the batch is not the user's: so each
+    user's list is the one the user is ranked alone, whoever shares the batch.
+
+    ``users``: the batch positions the source ranks (in its order); ``col_of``: each row's
+    column among the scored rows (``-1``: not scored).
+
+    >>> vocab = Vocab()
+    >>> batch = RankBatch([UserState("u"), UserState("v")], [(), ()], vocab)
+    >>> batch.set_pool(np.array([0, 1]), vocab.intern(["b", "c"]))
+    >>> rows = ["a", "b", "c"]
+    >>> own = OwnPool(batch, [0, 1], vocab.row_of(rows), np.array([0, 1, 2]), np.array([0]))
+    >>> own.block(0, 2).astype(int).tolist()
+    [[1, 1, 0], [1, 0, 1]]
+    """
+
+    def __init__(
+        self,
+        batch: RankBatch,
+        users: Sequence[int],
+        row_of: np.ndarray,
+        col_of: np.ndarray,
+        head: np.ndarray,
+    ) -> None:
+        local = np.full(len(batch), -1, dtype=np.int64)
+        local[np.asarray(users, dtype=np.int64)] = np.arange(len(users))
+        owner, items = batch.pool_pairs()
+        known = items < len(row_of)
+        at, rows = local[owner[known]], row_of[items[known]]
+        ok = (at >= 0) & (rows >= 0) & (rows < len(col_of))
+        at, cols = at[ok], col_of[rows[ok]]
+        ok = cols >= 0
+        self._at, self._cols = at[ok], cols[ok]
+        head_cols = col_of[head[(head >= 0) & (head < len(col_of))]]
+        self._head = head_cols[head_cols >= 0]
+        self._width = int(col_of.max()) + 1 if len(col_of) else 0
+
+    def block(self, lo: int, hi: int) -> np.ndarray:
+        """``[x - lo, c]`` for the users at places ``lo`` to ``hi``: whether the row in column
+        ``c`` may be proposed to that user."""
+        out = np.zeros((hi - lo, self._width), dtype=bool)
+        out[:, self._head] = True
+        mine = (self._at >= lo) & (self._at < hi)
+        out[self._at[mine] - lo, self._cols[mine]] = True
+        return out
+
+
 def bulk_rows(
     batch: RankBatch,
     row_items: Sequence[str | None],
@@ -474,18 +557,20 @@ def bulk_rows(
     head: np.ndarray,
     size: int,
     limit: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, OwnPool | None]:
     """What a source that scores its catalogue in bulk (a factor model with rows
     ``row_items``, ``size`` of them live) needs to score ``batch.users[b]`` for ``b`` in
     ``users``: the batch id of each of its rows, the rows it scores (:func:`candidate_rows`:
-    all of them, or past ``limit`` its ``head`` and the pool), and the excluded pairs as
-    ``(place in users, column of the scored rows)`` (``-1`` where a pair falls outside).
+    all of them, or past ``limit`` its ``head`` and the pool), the excluded pairs as
+    ``(place in users, column of the scored rows)`` (``-1`` where a pair falls outside), and
+    past the cut which scored rows each user may be proposed (:class:`OwnPool`; None: all).
 
     >>> vocab = Vocab()
     >>> batch = RankBatch([UserState("u"), UserState("v")], [(), {"b"}], vocab)
-    >>> ids, scored, ex_at, ex_cols = bulk_rows(batch, ["a", "b"], [1], np.array([0]), 2, 10)
-    >>> [vocab.names[i] for i in ids], scored.tolist(), ex_at.tolist(), ex_cols.tolist()
-    (['a', 'b'], [0, 1], [0], [1])
+    >>> ids, scored, ex_at, ex_cols, own = bulk_rows(
+    ...     batch, ["a", "b"], [1], np.array([0]), 2, 10)
+    >>> [vocab.names[i] for i in ids], scored.tolist(), ex_at.tolist(), ex_cols.tolist(), own
+    (['a', 'b'], [0, 1], [0], [1], None)
     """
     ids = batch.vocab.rows(row_items)
     row_of = batch.vocab.row_of(row_items)
@@ -493,11 +578,13 @@ def bulk_rows(
     local[np.asarray(users, dtype=np.int64)] = np.arange(len(users))
     ex_owner, ex_rows = batch.excluded_rows(row_of)
     scored = candidate_rows(batch, row_of, head, size, limit)
+    cut = scored is not None
     if scored is None:
         scored = np.arange(size)
     col_of = np.full(size, -1, dtype=np.int64)
     col_of[scored] = np.arange(len(scored))
-    return ids, scored, local[ex_owner], col_of[ex_rows]
+    own = OwnPool(batch, users, row_of, col_of, head) if cut else None
+    return ids, scored, local[ex_owner], col_of[ex_rows], own
 
 
 def top_dense(scores: np.ndarray, n: int) -> np.ndarray:

@@ -273,7 +273,7 @@ class SoftmaxBatches:
         if len(head) > self.retrieval_items:
             head = head[np.argpartition(-counts[head], self.retrieval_items - 1)]
             head = head[: self.retrieval_items]
-        ids, scored, ex_at, ex_cols = bulk_rows(
+        ids, scored, ex_at, ex_cols, own = bulk_rows(
             batch, self._items, users, head, size, self.retrieval_items
         )
         W, b = self._W[scored], self._b[scored]
@@ -290,6 +290,8 @@ class SoftmaxBatches:
             S[~np.isfinite(S)] = -np.inf
             mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
             S[ex_at[mine] - lo, ex_cols[mine]] = -np.inf
+            if own is not None:  # past the cut: each user's head and own pool only
+                np.putmask(S, ~own.block(lo, hi), -np.inf)
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             best = picked[:, :1]

@@ -348,6 +348,32 @@ def test_the_batched_ranking_gives_each_user_the_per_user_list(name: str, n_even
         same_lists(got, reference(model, user, K, user.seen))
 
 
+@pytest.mark.parametrize("n_events", [150, 420])
+def test_a_users_list_over_a_large_catalogue_is_the_same_whoever_shares_the_batch(
+    n_events: int,
+) -> None:
+    """Over a catalogue larger than the sources that score in bulk score whole (the two-stage
+    cut: their head, then what the other sources proposed), a user's list from a batch of
+    everyone is the list the user is ranked alone: such a source re-ranks what was proposed to
+    that user, never what was proposed to others in the batch (so a list does not depend on
+    the batch size, nor the worker's on how many events arrived with it)."""
+    model = build("hybrid")
+    assert isinstance(model, HybridRecommender)
+    bulk = [s for s in model.sources.values() if getattr(s, "bulk", False)]
+    assert len(bulk) >= 2  # content and the next-item softmax
+    for source in bulk:
+        source.retrieval_items = 5  # the 40-item catalogue is "large" for them
+    model.candidates_per_source = 3  # and each source proposes a few of it to each user
+    for item_id, title, tags in catalogue():
+        model.upsert_item(item_id, title=title, tags=tags)
+    users: dict[str, UserState] = {}
+    learn(model, stream()[:n_events], users)
+    everyone = [*users.values(), UserState("stranger")]
+    batched = model.recommend_batch(everyone, 3, [u.seen for u in everyone])
+    for user, got in zip(everyone, batched, strict=True):
+        same_lists(got, model.recommend_batch([user], 3, [user.seen])[0])
+
+
 def built(name: str, seed: int = 42, **params: object) -> Recommender:
     """``build`` with constructor arguments the registry entry does not set."""
     if name == "hybrid":

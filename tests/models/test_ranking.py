@@ -264,8 +264,9 @@ def test_the_blend_sums_in_the_users_phase_order_and_fills_from_the_fallback() -
 @pytest.mark.parametrize("cls", [ImplicitMF, NextItemSoftmax])
 def test_a_factor_model_over_a_large_catalogue_scores_its_head_and_the_pool(cls) -> None:
     # 60 items, retrieval_items 8: a batch's lists rank only the model's 8 head items (largest
-    # biases, or most frequent recent targets) and the pool (what the other sources proposed):
-    # each list is the whole-catalogue ranking restricted to those items
+    # biases, or most frequent recent targets) and the user's own pool (what the other sources
+    # proposed to that user, not to the others in the batch): each list is the
+    # whole-catalogue ranking restricted to those items
     model = cls(n_factors=8, seed=1, retrieval_items=8)
     users = {u: UserState(u) for u in ("a", "b", "c")}
     for t in range(300):
@@ -279,19 +280,20 @@ def test_a_factor_model_over_a_large_catalogue_scores_its_head_and_the_pool(cls)
     else:
         counts = np.bincount(model._recent[: model._recent_n], minlength=60)
         head = np.argsort(-counts, kind="stable")[:8]
-    pool = {"i5", "i17", "i44"}
-    scored = pool | {model._row_items[r] if cls is ImplicitMF else model._items[r] for r in head}
+    pools = [{"i5", "i17", "i44"}, {"i17", "i31"}, set()]  # to a, to b, to c
+    heads = {model._row_items[r] if cls is ImplicitMF else model._items[r] for r in head}
     vocab = Vocab()
     everyone = list(users.values())
     batch = RankBatch(everyone, [set() for _ in everyone], vocab)
-    batch.pool = vocab.intern(sorted(pool))
+    owner = [b for b, pool in enumerate(pools) for _ in pool]
+    batch.set_pool(np.array(owner), vocab.intern([x for pool in pools for x in sorted(pool)]))
     cut = model.propose(batch, 5)
     model.retrieval_items = 1000  # the whole catalogue: the reference
     whole = model.propose(RankBatch(everyone, [set() for _ in everyone], vocab), 60)
     for b in range(3):
         got = [vocab.names[i] for i in cut.items[cut.owner == b].tolist()]
         ranked = [vocab.names[i] for i in whole.items[whole.owner == b].tolist()]
-        assert got and got == [x for x in ranked if x in scored][:5]
+        assert got and got == [x for x in ranked if x in heads | pools[b]][:5]
 
 
 def test_the_hybrid_asks_factor_models_after_the_others_with_their_pool() -> None:
@@ -322,11 +324,15 @@ def test_content_over_a_large_catalogue_in_a_hybrid_re_ranks_the_pool() -> None:
     vocab = Vocab()
     whole = model.propose(RankBatch([user], [user.seen], vocab), 30)
     ranked = [vocab.names[i] for i in whole.items.tolist()]
-    batch = RankBatch([user], [user.seen], vocab)
-    batch.pool = vocab.intern(["i9", "i1", "i12", "i0"])  # i0 is seen: still excluded
+    other = UserState("v")  # in the same batch, proposed other items
+    batch = RankBatch([user, other], [user.seen, set()], vocab)
+    mine = ["i9", "i1", "i12", "i0"]  # i0 is seen: still excluded
+    batch.set_pool(np.array([0, 0, 0, 0, 1, 1]), vocab.intern([*mine, "i2", "i4"]))
     cut = model.propose(batch, 10)
-    assert [vocab.names[i] for i in cut.items.tolist()] == [
+    assert [vocab.names[i] for i in cut.items[cut.owner == 0].tolist()] == [
         x for x in ranked if x in {"i9", "i1", "i12"}
     ]
-    batch.pool = vocab.intern([])  # alone (nothing else proposed): the whole catalogue
+    batch = RankBatch([user], [user.seen], vocab)
+    batch.set_pool(np.zeros(0, dtype=np.int64), vocab.intern([]))
+    # alone (nothing else proposed): the whole catalogue
     assert model.propose(batch, 30).items.tolist() == whole.items.tolist()
