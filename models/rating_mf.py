@@ -66,6 +66,8 @@ class RatingMF(Recommender):
     """
 
     name = "rating"
+    #: What a model pickled before the cap existed uses (the constructor's default).
+    max_users: int = 100_000
 
     def __init__(
         self,
@@ -80,7 +82,7 @@ class RatingMF(Recommender):
         rating_max: float = 5.0,
         clip_gradient: float = 10.0,
         seed: int = 0,
-        max_users: int = 100_000,
+        max_users: int = max_users,
     ) -> None:
         if n_factors < 1 or n_models < 1 or rating_max <= rating_min or clip_gradient <= 0:
             raise ValueError("need n_factors, n_models >= 1, rating_max > rating_min")
@@ -123,7 +125,6 @@ class RatingMF(Recommender):
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_users" not in state:  # a checkpoint from before the cap: its users, first seen first
             state["_users"] = OrderedDict.fromkeys(state["models"][0].u_latents)
-            state["max_users"] = 100_000
         self.__dict__.update(state)
 
     def _rated(self, user_id: str) -> None:

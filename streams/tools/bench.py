@@ -311,16 +311,21 @@ def _noop(
     return len(events) / max(lines.last_at() - started, 1e-9), cpu_per_event
 
 
+def _counts(client: Any, key: str) -> dict[str, int]:
+    """The workers' counts of records applied, dead-lettered and found duplicate."""
+    fields = ["events", "dead", "duplicates"]
+    return {f: int(v or 0) for f, v in zip(fields, client.hmget(key, fields), strict=True)}
+
+
 def _stats(client: Any, key: str) -> int:
-    got = client.hmget(key, ["events", "dead", "duplicates"])
-    return sum(int(v or 0) for v in got)
+    return sum(_counts(client, key).values())
 
 
 def _skipped(client: Any, key: str) -> dict[str, int]:
     """The records the workers dead-lettered or found duplicate over the whole run: none, in a
     run that measured what it published (each event once, every one valid)."""
-    dead, duplicates = client.hmget(key, ["dead", "duplicates"])
-    return {"dead": int(dead or 0), "duplicates": int(duplicates or 0)}
+    counts = _counts(client, key)
+    return {"dead": counts["dead"], "duplicates": counts["duplicates"]}
 
 
 class _CpuClock:
