@@ -390,7 +390,7 @@ class ContentModel(Recommender):
             mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
             S[ex_at[mine] - lo, ex_cols[mine]] = 0.0
             if own is not None:
-                np.putmask(S, ~own.block(lo, hi), 0.0)
+                np.putmask(S, own.blocked(lo, hi), 0.0)
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             u, j = np.nonzero(picked > 0)

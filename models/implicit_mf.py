@@ -424,7 +424,7 @@ class ImplicitMF(Recommender):
             mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
             S[ex_at[mine] - lo, ex_cols[mine]] = -np.inf
             if own is not None:  # past the cut: each user's head and own pool only
-                np.putmask(S, ~own.block(lo, hi), -np.inf)
+                np.putmask(S, own.blocked(lo, hi), -np.inf)
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             u, j = np.nonzero(np.isfinite(picked))

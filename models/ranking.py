@@ -515,8 +515,8 @@ class OwnPool:
     >>> batch.set_pool(np.array([0, 1]), vocab.intern(["b", "c"]))
     >>> rows = ["a", "b", "c"]
     >>> own = OwnPool(batch, [0, 1], vocab.row_of(rows), np.array([0, 1, 2]), np.array([0]))
-    >>> own.block(0, 2).astype(int).tolist()
-    [[1, 1, 0], [1, 0, 1]]
+    >>> own.blocked(0, 2).astype(int).tolist()
+    [[0, 0, 1], [0, 1, 0]]
     """
 
     def __init__(
@@ -537,16 +537,16 @@ class OwnPool:
         ok = cols >= 0
         self._at, self._cols = at[ok], cols[ok]
         head_cols = col_of[head[(head >= 0) & (head < len(col_of))]]
-        self._head = head_cols[head_cols >= 0]
-        self._width = int(col_of.max()) + 1 if len(col_of) else 0
+        width = int(col_of.max()) + 1 if len(col_of) else 0
+        self._others = np.ones(width, dtype=bool)  # a row of a block before the user's own
+        self._others[head_cols[head_cols >= 0]] = False
 
-    def block(self, lo: int, hi: int) -> np.ndarray:
+    def blocked(self, lo: int, hi: int) -> np.ndarray:
         """``[x - lo, c]`` for the users at places ``lo`` to ``hi``: whether the row in column
-        ``c`` may be proposed to that user."""
-        out = np.zeros((hi - lo, self._width), dtype=bool)
-        out[:, self._head] = True
+        ``c`` is kept from that user (proposed only to others)."""
+        out = np.broadcast_to(self._others, (hi - lo, len(self._others))).copy()
         mine = (self._at >= lo) & (self._at < hi)
-        out[self._at[mine] - lo, self._cols[mine]] = True
+        out[self._at[mine] - lo, self._cols[mine]] = False
         return out
 
 

@@ -277,21 +277,20 @@ class SoftmaxBatches:
             batch, self._items, users, head, size, self.retrieval_items
         )
         W, b = self._W[scored], self._b[scored]
-        tag_part = tags[scored] if tags is not None else None
+        if tags is not None:  # the tags' factors folded into each item's: one product a chunk
+            W += np.asarray(tags[scored] @ self._U, dtype=np.float32)
         dead = ~self._alive[scored]
         owners, cols, scores = [], [], []
         step = max(1, 4_000_000 // max(len(scored), 1))
         for lo in range(0, len(users), step):
             hi = min(len(users), lo + step)
             S = H[lo:hi] @ W.T + b
-            if tag_part is not None:
-                S += np.asarray((tag_part @ (H[lo:hi] @ self._U.T).T).T, dtype=np.float32)
             S[:, dead] = -np.inf
             S[~np.isfinite(S)] = -np.inf
             mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
             S[ex_at[mine] - lo, ex_cols[mine]] = -np.inf
             if own is not None:  # past the cut: each user's head and own pool only
-                np.putmask(S, ~own.block(lo, hi), -np.inf)
+                np.putmask(S, own.blocked(lo, hi), -np.inf)
             top = top_dense(S, n)
             picked = np.take_along_axis(S, top, axis=1)
             best = picked[:, :1]
