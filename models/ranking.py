@@ -73,6 +73,8 @@ class Vocab:
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
         self._maps: dict[int, tuple[Sequence[str | None], np.ndarray]] = {}
+        #: row_of's maps, by row list: (the list, the rows mapped, id -> row)
+        self._row_of: dict[int, tuple[Sequence[str | None], int, np.ndarray]] = {}
         #: the names sorted, their ids, and each id's place among them (see name_order)
         self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -144,11 +146,35 @@ class Vocab:
         return place
 
     def row_of(self, items: Sequence[str | None]) -> np.ndarray:
-        """The row of each id in a source's row list (``-1``: the source has no row for it)."""
+        """The row of each id in a source's row list (``-1``: the source has no row for it; an
+        id of several rows, the last). Cached by the list, as :meth:`rows`, and extended as the
+        list and the vocabulary grow (a batch's ranking asks it of every source: rebuilt, it
+        would cost a pass over the vocabulary each time). Read-only.
+
+        >>> vocab = Vocab()
+        >>> rows = ["a", "b"]
+        >>> vocab.row_of(rows).tolist()
+        [0, 1]
+        >>> rows.append("c"); _ = vocab.intern(["z"]); vocab.row_of(rows).tolist()
+        [0, 1, -1, 2]
+        """
         ids = self.rows(items)
-        out = np.full(len(self.names), -1, dtype=np.int64)
-        live = ids >= 0
-        out[ids[live]] = np.flatnonzero(live)
+        n = len(self.names)
+        cached = self._row_of.get(id(items))
+        if cached is not None and cached[0] is items and cached[1] <= len(ids):
+            _, done, out = cached
+            if done == len(ids) and len(out) == n:
+                return out
+            # a copy, extended: an array handed out before stays as it was
+            out = np.concatenate([out, np.full(n - len(out), -1, dtype=np.int64)])
+        else:
+            if len(self._row_of) > 256:  # lists of renumbered sources: start over
+                self._row_of.clear()
+            done, out = 0, np.full(n, -1, dtype=np.int64)
+        tail = ids[done:]
+        live = tail >= 0
+        out[tail[live]] = done + np.flatnonzero(live)
+        self._row_of[id(items)] = (items, len(ids), out)
         return out
 
 

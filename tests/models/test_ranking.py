@@ -222,6 +222,30 @@ def test_the_vocabularys_name_order_stays_the_sort_by_name_as_it_grows(seed: int
         )
 
 
+def test_row_of_kept_up_as_rows_and_the_vocabulary_grow_is_the_map_built_afresh() -> None:
+    rng = np.random.default_rng(5)
+    vocab = Vocab()
+    lists: list[list[str | None]] = [[], []]
+    handed: list[tuple[np.ndarray, np.ndarray]] = []
+    for step in range(300):
+        rows = lists[step % 2]
+        for _ in range(int(rng.integers(0, 4))):
+            rows.append(f"i{int(rng.integers(0, 60))}")  # an item may get a second row
+        if rows and rng.random() < 0.2:
+            rows[int(rng.integers(0, len(rows)))] = None  # a dead row
+        vocab.intern([f"v{int(rng.integers(0, 80))}"])  # ids others brought
+        got = vocab.row_of(rows)
+        ids = vocab.rows(rows)
+        want = np.full(len(vocab), -1, dtype=np.int64)
+        for r, i in enumerate(ids.tolist()):
+            if i >= 0:
+                want[i] = r
+        assert got.tolist() == want.tolist(), step
+        handed.append((got, got.copy()))
+    for array, as_handed in handed:  # extending never changed an array handed out before
+        assert array.tolist() == as_handed.tolist()
+
+
 def test_a_batch_excludes_per_user() -> None:
     vocab = Vocab()
     batch = RankBatch([UserState("u"), UserState("v")], [{"x", "y"}, {"y"}], vocab)
