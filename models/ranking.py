@@ -202,6 +202,8 @@ class RankBatch:
         self._pool_pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._keys: np.ndarray | None = None
+        #: the excluded items, sorted, and each excluded pair's cell among them (see allowed)
+        self._compact: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -282,14 +284,32 @@ class RankBatch:
 
     def allowed(self, owner: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each ``(owner, item id)`` entry is not excluded: through a table of the
-        ``user x item id`` cells when it is small (no sort), else the sorted keys."""
+        ``user x item id`` cells when it is small (no sort); else of the ``user x excluded
+        item`` cells, the entries' items placed among the excluded ones (a table as large as
+        the vocabulary times the batch, built per call, cost more than the ranking of a large
+        catalogue's sources that ask it).
+
+        >>> vocab = Vocab()
+        >>> batch = RankBatch([UserState("u"), UserState("v")], [{"a"}, {"b"}], vocab)
+        >>> batch.allowed(np.array([0, 0, 1, 1]), vocab.intern(["a", "b", "a", "c"])).tolist()
+        [False, True, True, True]
+        """
         ex_owner, ex_items = self.excluded_pairs()  # first: it may add items to the vocabulary
         if not len(ex_owner):
             return np.ones(len(owner), dtype=bool)
         size = len(self.vocab)
-        if len(self) * size <= 1 << 24:
+        if len(self) * size <= 1 << 21:
             return ~np.isin(owner * size + items, ex_owner * size + ex_items, kind="table")
-        return ~np.isin((owner << KEY_SHIFT) | items, self.excluded_keys(), kind="sort")
+        if self._compact is None:
+            distinct = np.unique(ex_items)
+            self._compact = distinct, ex_owner * len(distinct) + np.searchsorted(distinct, ex_items)
+        distinct, ex_cells = self._compact
+        at = np.minimum(np.searchsorted(distinct, items), len(distinct) - 1)
+        out = np.ones(len(owner), dtype=bool)
+        maybe = np.flatnonzero(distinct[at] == items)  # an item some user must not be shown
+        cells = owner[maybe] * len(distinct) + at[maybe]
+        out[maybe] = ~np.isin(cells, ex_cells, kind="table")
+        return out
 
 
 def _no_reasons(entries: np.ndarray) -> list[list[str]]:

@@ -212,7 +212,7 @@ def test_sknn_neighbour_cut_is_the_per_owner_top_with_ties_to_the_newer_session(
                 assert _top_neighbors(owner, sims, sid, k).tolist() == want.tolist()
 
 
-def test_a_batch_allows_the_same_entries_by_table_and_by_sorted_keys() -> None:
+def test_a_batch_allows_the_same_entries_over_a_small_and_a_large_vocabulary() -> None:
     import numpy as np
 
     from models.ranking import KEY_SHIFT, RankBatch, Vocab
@@ -231,4 +231,14 @@ def test_a_batch_allows_the_same_entries_by_table_and_by_sorted_keys() -> None:
     mine = np.array([0, 0, 1, 1])
     pairs = zip([3, 3, 7, 7], items[:4].tolist(), strict=True)
     want = [vocab.names[i] not in excludes[b] for b, i in pairs]
+    assert part.allowed(mine, items[:4]).tolist() == want
+    # a large catalogue (20 users x 120,080 ids: past the user x id table) gives the same
+    vocab.intern([f"big{x}" for x in range(120_000)])
+    more = vocab.intern([f"big{x}" for x in rng.integers(0, 120_000, 200)])
+    owner2 = np.concatenate([owner, np.sort(rng.integers(0, len(users), 200))])
+    items2 = np.concatenate([items, more])
+    pairs2 = zip(owner2.tolist(), items2.tolist(), strict=True)
+    want2 = [vocab.names[i] not in excludes[b] for b, i in pairs2]
+    assert len(batch) * len(vocab) > 1 << 21
+    assert batch.allowed(owner2, items2).tolist() == want2
     assert part.allowed(mine, items[:4]).tolist() == want
