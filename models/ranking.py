@@ -201,7 +201,6 @@ class RankBatch:
         self.pool: np.ndarray | None = parent[0].pool if parent is not None else None
         self._pool_pairs: tuple[np.ndarray, np.ndarray] | None = None
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None
-        self._keys: np.ndarray | None = None
         #: the excluded items, sorted, and each excluded pair's cell among them (see allowed)
         self._compact: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -265,13 +264,6 @@ class RankBatch:
             none = np.zeros(0, dtype=np.int64)
             return none, none
         return self._pool_pairs
-
-    def excluded_keys(self) -> np.ndarray:
-        """The excluded pairs as sorted keys (:data:`KEY_SHIFT`)."""
-        if self._keys is None:
-            owner, items = self.excluded_pairs()
-            self._keys = np.sort((owner << KEY_SHIFT) | items)
-        return self._keys
 
     def excluded_rows(self, row_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(owner, row)`` of the excluded items a source has rows for (``row_of``: id -> row,
