@@ -290,13 +290,21 @@ class ContentModel(Recommender):
         order = top_rows(scores, m)
         return order[scores[order] > 0]
 
-    def _because(self, query: dict[str, float], item: str) -> list[str]:
-        """The strongest query features the item shares (only those can score), up to 3."""
-        strongest = heapq.nlargest(self.query_features, query.items(), key=lambda kv: kv[1])
+    def _because(
+        self, query: dict[str, float], item: str, strongest: list[tuple[str, float]] | None = None
+    ) -> list[str]:
+        """The strongest query features the item shares (only those can score), up to 3;
+        ``strongest``: the query's, when the caller has them already (:meth:`_strongest`)."""
+        if strongest is None:
+            strongest = self._strongest(query)
         vec = self._vectors[item]
         matched = [(q * vec[f], f) for f, q in strongest if f in vec and q * vec[f] > 0]
         matched.sort(key=lambda wf: (-wf[0], wf[1]))
         return [f for _, f in matched[:3]]
+
+    def _strongest(self, query: dict[str, float]) -> list[tuple[str, float]]:
+        """The query's features that :meth:`_because` names from, strongest first."""
+        return heapq.nlargest(self.query_features, query.items(), key=lambda kv: kv[1])
 
     def _index_matrix(self) -> tuple[sp.csr_matrix, dict[str, int]]:
         """The inverted index as one sparse matrix (feature x row) and the features' places;
@@ -400,10 +408,14 @@ class ContentModel(Recommender):
         at, picked_rows = np.concatenate(owners), np.concatenate(rows)
 
         def explain(entries: np.ndarray) -> list[list[str]]:
-            return [
-                self._because(batch.users[users[x]].profile, str(self._row_items[r]))
-                for x, r in zip(at[entries].tolist(), picked_rows[entries].tolist(), strict=True)
-            ]
+            strongest: dict[int, list[tuple[str, float]]] = {}  # each user's, found once
+            out = []
+            for x, r in zip(at[entries].tolist(), picked_rows[entries].tolist(), strict=True):
+                profile = batch.users[users[x]].profile
+                if x not in strongest:
+                    strongest[x] = self._strongest(profile)
+                out.append(self._because(profile, str(self._row_items[r]), strongest[x]))
+            return out
 
         return Proposals(
             np.asarray(users, dtype=np.int64)[at], ids[picked_rows], np.concatenate(scores), explain

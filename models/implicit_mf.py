@@ -33,7 +33,7 @@ import numpy as np
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, drop_row, grown, live_rows, top_servable
-from models.ranking import Proposals, RankBatch, bulk_rows, top_dense
+from models.ranking import Proposals, RankBatch, bulk_rows, distinct, top_dense
 
 if TYPE_CHECKING:
     from models.events import Event
@@ -304,7 +304,7 @@ class ImplicitMF(Recommender):
         np.add.at(self._P, C[use_ctx], d_Pc[use_ctx])
         np.add.at(self._V, row[ok], d_vi[ok])
         np.add.at(self._b, row[ok], d_bi[ok])
-        touched = np.unique(np.concatenate([row, N[has_neg], C[has_ctx]]))
+        touched = distinct(np.concatenate([row, N[has_neg], C[has_ctx]]))
         for param in (self._V, self._P, self._b):
             param[touched] = np.clip(param[touched], -_BOUND, _BOUND)
         U = np.clip(U, -_BOUND, _BOUND)

@@ -17,6 +17,7 @@ from models.implicit_mf import ImplicitMF
 from models.ranking import (
     RankBatch,
     Vocab,
+    distinct,
     name_rank,
     sum_per_owner,
     top_dense,
@@ -45,6 +46,16 @@ class Fixed(Recommender):
             for i, s in ranked
             if i not in exclude
         ][:k]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_distinct_is_numpys_unique_of_any_integers(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for size in (0, 1, 2, 7, 500, 20_000):
+        values = rng.integers(-50, 1 + size // 3, size)
+        got = distinct(values)
+        assert got.tolist() == np.unique(values).tolist()
+        assert got.dtype == values.dtype
 
 
 def test_top_per_owner_keeps_n_per_owner_best_first_ties_by_key() -> None:
