@@ -48,6 +48,10 @@ from models.sequence_batch import SoftmaxBatches
 __all__ = ["NextItemSoftmax"]
 
 _EPS = 1e-6  # Adagrad's initial accumulator
+#: The arrays with a row per item (grown together, :meth:`NextItemSoftmax._item`) and what
+#: their rows hold before the item is added.
+_FILL = {"_E": 0.0, "_W": 0.0, "_b": 0.0, "_gE": _EPS, "_gW": _EPS, "_gb": _EPS, "_alive": False}
+_ROW_ARRAYS = tuple(_FILL)
 
 
 class NextItemSoftmax(SoftmaxBatches, Recommender):
@@ -143,11 +147,24 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_tag_csr", None)  # the batch methods' tag matrix, rebuilt on first use
+        # the item rows only: the arrays' spare capacity (up to half of them, only the initial
+        # fill) is restored by __setstate__, not checkpointed
+        used = len(self._items)
+        state["_capacity"] = len(self._b)
+        for name in _ROW_ARRAYS:
+            state[name] = state[name][:used]
         return state
 
     def __setstate__(self, state: dict) -> None:
         # a model pickled (checkpointed) before ``recent_share`` existed drew half and half
-        self.__dict__.update({"recent_share": 0.5, **state})
+        state = {"recent_share": 0.5, **state}
+        capacity = state.pop("_capacity", None)  # None: pickled with its spare rows
+        if capacity is not None:
+            for name in _ROW_ARRAYS:
+                rows = state[name]
+                spare = np.full((capacity - len(rows), *rows.shape[1:]), _FILL[name], rows.dtype)
+                state[name] = np.concatenate([rows, spare])
+        self.__dict__.update(state)
 
     # -- items and tags ---------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import math
 import pickle
 import random
 
+import numpy as np
 import pytest
 
 from models.base import UserState
@@ -152,3 +153,51 @@ def test_a_model_checkpointed_before_recent_share_existed_still_learns() -> None
     user = history("i3", "i4")
     old.learn_one(user, "i5", ts=0.0)  # sampled mode reads recent_share
     assert old.recent_share == 0.5 and old.recommend(user, k=3)
+
+
+def _same_state(a: NextItemSoftmax, b: NextItemSoftmax) -> None:
+    assert vars(a).keys() - {"_tag_csr"} == vars(b).keys() - {"_tag_csr"}
+    for name, value in vars(a).items():
+        if name == "_tag_csr":
+            continue
+        other = vars(b)[name]
+        if isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype and np.array_equal(value, other), name
+        elif name != "_rng":
+            assert value == other, name
+
+
+def test_a_checkpoint_holds_the_item_rows_only_and_restores_the_model_exactly() -> None:
+    model = NextItemSoftmax(n_factors=8, seed=3, full_softmax_items=0, n_negatives=5)
+    rng = random.Random(2)
+    users = [UserState(f"u{n}") for n in range(30)]
+    for step in range(900):  # 300 items: the item arrays have 512 rows, 212 spare
+        user, item = rng.choice(users), f"i{step % 300}"
+        model.learn_one(user, item, ts=float(step))
+        user.observe(item, ts=float(step))
+    assert len(model._b) == 512 and len(model) == 300
+    blob = pickle.dumps(model)
+    with_spare = pickle.dumps(vars(model))  # what a checkpoint held before
+    rows = ("_E", "_W", "_b", "_gE", "_gW", "_gb", "_alive")  # an array row per item
+    spare = sum(vars(model)[name][300:].nbytes for name in rows)
+    assert len(with_spare) - len(blob) >= 0.9 * spare > 0
+    copy = pickle.loads(blob)
+    _same_state(copy, model)
+    for m in (model, copy):  # and both go on alike, through the spare rows
+        for step in range(900, 1400):
+            user, item = users[step % 30], f"i{step % 400}"
+            m.learn_one(user, item, ts=float(step))
+    _same_state(copy, model)
+    user = history("i5", "i320")
+    assert [(c.item_id, c.score) for c in copy.recommend(user, k=5)] == [
+        (c.item_id, c.score) for c in model.recommend(user, k=5)
+    ]
+
+
+def test_a_checkpoint_with_the_spare_rows_still_restores() -> None:
+    model = NextItemSoftmax(n_factors=4, seed=0)
+    train_walks(model, users=20)
+    state = {k: v for k, v in vars(model).items() if k != "_tag_csr"}  # an older checkpoint
+    old = NextItemSoftmax.__new__(NextItemSoftmax)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    _same_state(old, model)
