@@ -46,6 +46,13 @@ class WorkerContext(Protocol):
         ...
 
     @property
+    def checkpoints(self) -> Mapping[str, float | int | None]:
+        """Model checkpoints since the worker started: ``written`` and ``failed`` (counts),
+        ``seconds`` (the last written one's duration, start to write; None: none yet) and
+        ``written_at`` (its wall-clock time)."""
+        ...
+
+    @property
     def model_lock(self) -> asyncio.Lock:
         """Held by whatever changes the models across an await (a checkpoint pickling them on
         a thread): a fresh ranking takes it too."""

@@ -96,6 +96,7 @@ async def collect_stats(app: faust.App, rt: WorkerContext) -> dict[str, Any]:
         cluster=redis_stats.counters() if redis_stats is not None else None,
         lag=consumer_lag(app.consumer),
         trending=_trending(rt),
+        checkpoints=dict(rt.checkpoints),
         worker={
             "app_id": rt.settings.app_id,
             "topic_prefix": rt.settings.topic_prefix,
@@ -155,6 +156,10 @@ def register_dashboard(app: faust.App, rt: WorkerContext) -> None:
         async def get(self, request: Request) -> Response:
             snap = await collect_stats(app, rt)
             text = prometheus.render(
-                rt.metrics, users=snap["users_by_phase"], lag=snap["lag"], now=snap["now"]
+                rt.metrics,
+                users=snap["users_by_phase"],
+                lag=snap["lag"],
+                now=snap["now"],
+                checkpoints=snap["checkpoints"],
             )
             return self.bytes(text.encode(), headers={"Content-Type": prometheus.CONTENT_TYPE})

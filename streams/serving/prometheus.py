@@ -34,6 +34,20 @@ COUNTERS = (
     ("recstream_batches_total", "batches", "Batches processed."),
 )
 
+#: (name, ``checkpoints`` key, help) of the gauges of the last checkpoint written
+CHECKPOINT_GAUGES = (
+    (
+        "recstream_checkpoint_seconds",
+        "seconds",
+        "Duration of the last checkpoint written, from its start to its write.",
+    ),
+    (
+        "recstream_last_checkpoint_timestamp_seconds",
+        "written_at",
+        "Unix time of the last checkpoint written (a restart replays what came after).",
+    ),
+)
+
 
 def _label(value: object) -> str:
     text = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -64,6 +78,7 @@ def render(
     users: Mapping[str, int],
     lag: Iterable[Mapping[str, Any]],
     now: float,
+    checkpoints: Mapping[str, Any] | None = None,
 ) -> str:
     totals = metrics.totals_dict()
     out: list[str] = []
@@ -135,6 +150,19 @@ def render(
             if row.get("unread") is not None
         ],
     )
+    if checkpoints is not None:
+        out += _family(
+            "recstream_checkpoints_total",
+            "counter",
+            "Model checkpoints this worker wrote, or tried to write and failed.",
+            [
+                ("", {"outcome": "written"}, checkpoints.get("written") or 0),
+                ("", {"outcome": "failed"}, checkpoints.get("failed") or 0),
+            ],
+        )
+        for name, key, help_ in CHECKPOINT_GAUGES:
+            if checkpoints.get(key) is not None:  # none before the first checkpoint
+                out += _family(name, "gauge", help_, [("", {}, checkpoints[key])])
     if metrics.last_batch_at is not None:
         out += _family(
             "recstream_last_batch_timestamp_seconds",

@@ -11,7 +11,8 @@ layout and the worker's consumer settings (batch size, batch wait, fetch wait):
    ``pipeline_events_per_s`` and their ratio to the no-op's, and ``latency_ms``, each list's
    arrival -> publish time (the triggering event's broker timestamp to the list's);
 3. **pipeline, paced**: then more of the stream at ``--rate`` events/s:
-   ``latency_at_rate_ms``.
+   ``latency_at_rate_ms``, and ``checkpoints_at_rate``, the model checkpoints the workers
+   wrote meanwhile (each slows the worker while its child pickles: the p99 moves with it).
 
 With ``--warmup N`` the workers first learn and rank the stream's first ``N`` events (published
 unpaced, not measured: ``warmup_events_per_s``), so that the measured parts are what a worker
@@ -356,6 +357,31 @@ class _CpuClock:
         return round(spent / events * 1e6, 1) if spent is not None and events else None
 
 
+def _worker_stats(bases: list[str], timeout: float = 15.0) -> list[dict[str, Any]] | None:
+    """Each worker's ``/stats``; None if one does not answer."""
+    from streams.tools.processes import http_json
+
+    out = []
+    for base in bases:
+        try:
+            status, stats = http_json(f"{base}/stats", timeout=timeout)
+        except (OSError, ValueError):
+            return None
+        if status != 200 or not isinstance(stats, dict):
+            return None
+        out.append(stats)
+    return out
+
+
+def _checkpoints_written(bases: list[str]) -> int | None:
+    """The model checkpoints the workers have written so far, summed (None: a worker did
+    not answer)."""
+    answers = _worker_stats(bases)
+    if answers is None:
+        return None
+    return sum(int(stats.get("checkpoints", {}).get("written", 0)) for stats in answers)
+
+
 def _model_cpu(
     bases: list[str], records: int, timeout: float = 15.0
 ) -> dict[str, dict[str, float]] | None:
@@ -364,19 +390,14 @@ def _model_cpu(
     ``records`` records (a worker adds a batch's costs to them just after it commits the
     batch, which is what the caller counted); None if a worker does not answer or they do
     not get there within ``timeout`` (the figure is then left out, the run goes on)."""
-    from streams.tools.processes import http_json
-
     deadline = time.monotonic() + timeout
     while True:
         total: dict[str, dict[str, float]] = {}
         seen = 0
-        for base in bases:
-            try:
-                status, stats = http_json(f"{base}/stats", timeout=timeout)
-            except (OSError, ValueError):
-                return None
-            if status != 200 or not isinstance(stats, dict):
-                return None
+        answers = _worker_stats(bases, timeout)
+        if answers is None:
+            return None
+        for stats in answers:
             seen += int(stats.get("totals", {}).get("records", 0))
             for source, stages in stats.get("model_cpu_seconds", {}).items():
                 for stage, seconds in stages.items():
@@ -517,12 +538,14 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     else None
                 )
             base = done()
+            checkpoints_before = _checkpoints_written(workers.bases)
             with tqdm(
                 total=len(paced), desc=f"paced {cfg.rate:g}/s", unit="ev", disable=not cfg.progress
             ) as bar:
                 publish_events(settings, paced, rate=cfg.rate, progress=False)
                 _wait(lambda: done() - base, len(paced), bar, workers.alive, 600.0, "the workers")
                 paced_cpu = cpu.per_event(len(paced))
+            checkpoints_after = _checkpoints_written(workers.bases)
             rss = [_peak_rss_mb(p.pid) for p in workers.procs]
         finally:
             workers.stop()
@@ -550,6 +573,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             "rate": cfg.rate,
             "paced_events": len(paced),
             "latency_at_rate_ms": percentiles(lat_rate),
+            "checkpoints_at_rate": (
+                checkpoints_after - checkpoints_before
+                if checkpoints_before is not None and checkpoints_after is not None
+                else None
+            ),
             "worker_peak_rss_mb": max(known) if known else None,
             "redis_bytes_per_user": bytes_per_user(client, app_id),
             "lists": {"unpaced": len(lat), "paced": len(lat_rate)},
@@ -583,7 +611,8 @@ def format_result(r: dict[str, Any]) -> str:
             f"{r['pipeline_cpu_us_per_event']} µs (no-op/pipeline {r['cpu_ratio']}); "
             f"at {r['rate']:g} events/s {r['cpu_us_per_event_at_rate']} µs",
             f"  latency, unpaced (arrival -> publish): {ms(r['latency_ms'])}",
-            f"  latency at {r['rate']:g} events/s:          {ms(r['latency_at_rate_ms'])}",
+            f"  latency at {r['rate']:g} events/s:          {ms(r['latency_at_rate_ms'])}"
+            f" ({r.get('checkpoints_at_rate')} model checkpoint(s) written meanwhile)",
             f"  worker peak RSS {r['worker_peak_rss_mb']} MB; Redis {r['redis_bytes_per_user']} "
             "bytes per user state",
             "  the models' CPU per event on the workers' event loops, unpaced: "

@@ -67,6 +67,9 @@ class ModelOwner:
         self.written_at: float | None = None
         #: why the last checkpoint failed (None: it was written, or none has been tried)
         self.error: str | None = None
+        #: checkpoints this worker wrote, and tried to write but failed, since it started
+        self.written = 0
+        self.failed = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RedisState, worker: str) -> ModelOwner:
@@ -114,9 +117,15 @@ class ModelOwner:
         pickles; on a platform without ``fork``, on a thread, holding the lock. The pickle is
         written to Redis by whoever made it (:meth:`RedisState.write_models
         <state.store.RedisState.write_models>`), never through the event loop nor, from the
-        child, through this process's memory. Records how long it took."""
+        child, through this process's memory. Records how long it took, and counts it
+        written or failed."""
         started = time.monotonic()
-        offsets = await self._save()
+        try:
+            offsets = await self._save()
+        except Exception:
+            self.failed += 1
+            raise
+        self.written += 1
         self.saved_at = time.monotonic()
         self.save_seconds = self.saved_at - started
         return offsets

@@ -131,6 +131,16 @@ class WorkerRuntime:
     def checkpoint_error(self) -> str | None:
         return self.models.error
 
+    @property
+    def checkpoints(self) -> dict[str, float | int | None]:
+        models = self.models
+        return {
+            "written": models.written,
+            "failed": models.failed,
+            "seconds": round(models.save_seconds, 3) if models.written else None,
+            "written_at": models.written_at,
+        }
+
 
 def explain(exc: BaseException) -> str:
     """``Type: message`` of ``exc`` and of what caused it, innermost last.

@@ -84,6 +84,12 @@ def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish,
         )
 
     wait_for(caught_up, what="highwaters summing to the records published, none unread")
+    wait_for(
+        lambda: worker.get("/stats")[1]["checkpoints"]["written"] >= 1,
+        what="a model checkpoint written (every second here) in /stats",
+    )
+    done = worker.get("/stats")[1]["checkpoints"]
+    assert done["failed"] == 0 and done["seconds"] > 0 and done["written_at"] <= time.time()
 
     status, ctype, text = get_text(f"{worker.base}/metrics")
     assert status == 200 and ctype.startswith("text/plain")
@@ -102,6 +108,9 @@ def test_stats_and_metrics_report_what_the_worker_did(settings, worker, publish,
     for source in settings.sources:  # every source learned every batch, on the event loop
         assert samples[f'{cpu}{{source="{source}",stage="learn"}}'] > 0
     assert samples[f'{cpu}{{source="blend",stage="rank"}}'] > 0
+    assert samples['recstream_checkpoints_total{outcome="written"}'] >= done["written"]
+    assert samples['recstream_checkpoints_total{outcome="failed"}'] == 0
+    assert samples["recstream_last_checkpoint_timestamp_seconds"] >= done["written_at"]
 
     status, ctype, page = get_text(f"{worker.base}/dashboard")
     assert status == 200 and ctype.startswith("text/html") and "recstream · live" in page

@@ -19,6 +19,12 @@ from streams.serving.series import (
 )
 
 
+def samples_of(text: str) -> dict[str, float]:
+    """``name{labels}`` -> value of every sample line of a Prometheus text."""
+    lines = [line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#"]
+    return {name: float(value) for name, value in lines}
+
+
 def rec(user: str, latency: float | None, strategy: str = "warm") -> Recommendation:
     items = [RecItem(item_id="i1", score=1.0, sources=["popularity"])]
     return Recommendation(
@@ -177,18 +183,28 @@ class TestLiveMetrics:
         assert 'recstream_model_cpu_seconds_total{source="cf",stage="learn"} 0.5' in lines
         assert 'recstream_model_cpu_seconds_total{source="blend",stage="rank"} 1' in lines
 
+    def test_checkpoints_are_counted_by_outcome_with_the_last_ones_duration_and_time(self):
+        m = LiveMetrics()
+        done = {"written": 3, "failed": 1, "seconds": 0.25, "written_at": 1700000000.5}
+        samples = samples_of(render(m, users={}, lag=[], now=1.0, checkpoints=done))
+        assert samples['recstream_checkpoints_total{outcome="written"}'] == 3
+        assert samples['recstream_checkpoints_total{outcome="failed"}'] == 1
+        assert samples["recstream_checkpoint_seconds"] == 0.25
+        assert samples["recstream_last_checkpoint_timestamp_seconds"] == 1700000000.5
+        none = {"written": 0, "failed": 2, "seconds": None, "written_at": None}
+        samples = samples_of(render(m, users={}, lag=[], now=1.0, checkpoints=none))
+        assert samples['recstream_checkpoints_total{outcome="written"}'] == 0
+        assert samples['recstream_checkpoints_total{outcome="failed"}'] == 2
+        assert "recstream_checkpoint_seconds" not in samples  # no duration before one is written
+        assert "recstream_last_checkpoint_timestamp_seconds" not in samples
+
     def test_prometheus_text_parses_and_carries_the_counters(self):
         m = LiveMetrics()
         feed(
             m, {"events": 3, "hits": 1, "events:cold": 3, "hits:cold": 1}, [rec("u", 12.0)], now=5.0
         )
         lag = [{"topic": "t", "partition": 0, "lag": 4, "unread": 1}]
-        text = render(m, users={"cold": 3, "warm": 0}, lag=lag, now=5.0)
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                samples[name] = float(value)
+        samples = samples_of(render(m, users={"cold": 3, "warm": 0}, lag=lag, now=5.0))
         assert samples["recstream_events_total"] == 3
         assert samples["recstream_hits_total"] == 1
         assert samples['recstream_phase_events_total{phase="cold"}'] == 3

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
 
 import pytest
 
-from streams.tools.bench import _model_cpu, bench_items, bench_stream, percentiles
+from streams.tools.bench import (
+    _checkpoints_written,
+    _model_cpu,
+    bench_items,
+    bench_stream,
+    percentiles,
+)
 from streams.tools.cli import build_parser
 from streams.tools.embedded import free_port
 
@@ -56,9 +63,9 @@ def test_a_tiny_run_after_a_warm_up_prints_every_figure_on_the_last_line() -> No
             "--items",
             "80",
             "--rate",
-            "150",
+            "100",
             "--paced-events",
-            "150",
+            "300",
             "--warmup",
             "120",
             "--json",
@@ -66,6 +73,9 @@ def test_a_tiny_run_after_a_warm_up_prints_every_figure_on_the_last_line() -> No
         capture_output=True,
         text=True,
         timeout=380,
+        # checkpoints every 0.2 s (or 20 times as long as the last took): several in the
+        # paced part's 3 s
+        env={**os.environ, "RECSTREAM_CHECKPOINT_INTERVAL": "0.2"},
     )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -103,7 +113,8 @@ def test_a_tiny_run_after_a_warm_up_prints_every_figure_on_the_last_line() -> No
     )
     for lat in (result["latency_ms"], result["latency_at_rate_ms"]):
         assert 0 <= lat["p50"] <= lat["p95"] <= lat["p99"] < 60_000
-    assert result["rate"] == 150 and result["lists"]["paced"] > 0
+    assert result["rate"] == 100 and result["lists"]["paced"] > 0
+    assert result["checkpoints_at_rate"] >= 1  # counted from the workers' /stats
     # the warm-up's events were learned first, and the measured part's events are others:
     # none of them a duplicate the workers skipped
     assert result["warmup"] == 120 and result["warmup_events_per_s"] > 0
@@ -114,4 +125,5 @@ def test_a_tiny_run_after_a_warm_up_prints_every_figure_on_the_last_line() -> No
 
 
 def test_a_worker_that_does_not_answer_leaves_the_per_source_costs_out() -> None:
-    assert _model_cpu([f"http://127.0.0.1:{free_port()}"], 0) is None  # nothing listens there
+    nobody = [f"http://127.0.0.1:{free_port()}"]  # nothing listens there
+    assert _model_cpu(nobody, 0) is None and _checkpoints_written(nobody) is None

@@ -164,7 +164,8 @@ def test_a_checkpoint_is_written_to_redis_while_the_event_loop_is_busy(
 
     async def scenario() -> None:
         store = RedisState(settings.redis_url, settings.app_id)
-        _, _, saving = await pickling_checkpoint(store, "x")
+        owner, _, saving = await pickling_checkpoint(store, "x")
+        assert (owner.written, owner.failed) == (0, 0)  # not counted before it is written
         deadline = time.monotonic() + 10.0
         while probe.get(key) is None and time.monotonic() < deadline:
             time.sleep(0.01)  # a long batch: the event loop runs nothing else meanwhile
@@ -173,6 +174,7 @@ def test_a_checkpoint_is_written_to_redis_while_the_event_loop_is_busy(
         assert written is not None, "the checkpoint waited for the event loop"
         assert load_checkpoint_bytes(written).popularity("x") == 1.0
         assert json.loads(probe.get(key + ":meta"))["bytes"] == len(written)
+        assert (owner.written, owner.failed) == (1, 0) and owner.save_seconds >= 1.0
         await store.close()
         probe.close()
 
@@ -203,6 +205,7 @@ def test_a_checkpoint_that_cannot_be_written_fails_with_the_reason_and_commits_n
         assert done, "the checkpoint waits for Redis instead of failing"
         await owner.maybe_checkpoint(commit)  # takes the failed checkpoint's result
         assert committed == [] and owner.checkpointing is None
+        assert (owner.written, owner.failed) == (0, 1)  # counted (/stats, /metrics)
         await store.close()
 
     with caplog.at_level("ERROR", logger="streams.worker.owner"):
