@@ -116,12 +116,20 @@ function rows(tableId, data, cells) {
 const esc = s => String(s).replace(/[&<>"]/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 const clock = t => t ? new Date(t * 1000).toLocaleTimeString("en-GB") : "–";
 
+// the models' last checkpoint (a restart replays what came after it) and any that failed
+function checkpointText(c, now) {
+  if (!c) return "";
+  const last = c.written_at ? ` · checkpoint ${fmt(Math.max(0, now - c.written_at), 0)} s ago` +
+    ` (${fmt(c.seconds, 2)} s)` : " · no checkpoint yet";
+  return last + (c.failed ? ` · ${fmt(c.failed, 0)} checkpoint(s) failed` : "");
+}
+
 function render(s) {
   const phases = s.phases || [];
   const lagTotal = s.lag.reduce((a, r) => a + (r.unread || 0), 0);
   document.getElementById("worker").textContent =
     `${s.worker.app_id} · k=${s.worker.k} · up ${fmt(s.worker.uptime_s, 0)} s` +
-    (s.worker.redis_up ? "" : " · Redis not answering");
+    (s.worker.redis_up ? "" : " · Redis not answering") + checkpointText(s.checkpoints, s.now);
   document.getElementById("kpi-events-in").textContent = fmt(s.rates.records_in);
   document.getElementById("kpi-recs-out").textContent = fmt(s.rates.recommendations_out);
   document.getElementById("kpi-p95").textContent = fmt(s.latency_ms.p95);

@@ -146,6 +146,7 @@ READ_PAGE = """document.querySelector('#kpi-events-in') === null ? "null" : JSON
     .map(td => [td.dataset.phaseUsers, Number(td.textContent)])),
   feed: [...document.querySelectorAll('#feed-table tbody tr')].map(tr => tr.textContent),
   paths: document.querySelectorAll('#chart-throughput path').length,
+  worker: document.querySelector('#worker').textContent,
 })"""
 
 
@@ -196,6 +197,7 @@ def test_dashboard_in_headless_chromium_shows_live_numbers(
     assert page["phaseUsers"]["active"] >= 3 and page["phaseUsers"]["warm"] >= 1
     assert sum(page["phaseUsers"].values()) >= len(HISTORIES)
     assert page["paths"] == 2  # both throughput lines drawn
+    assert "s ago" in page["worker"].split("checkpoint ", 1)[1], page["worker"]  # every 1 s here
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
     print(f"screenshot: {tmp_path / 'dashboard.png'}")
 
@@ -293,6 +295,7 @@ def canned_stats(now: float) -> dict:
             "uptime_s": 3600.0,
             "redis_up": True,
         },
+        checkpoints={"written": 360, "failed": 1, "seconds": 0.31, "written_at": now - 4.0},
     )
     return snap
 
