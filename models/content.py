@@ -273,12 +273,12 @@ class ContentModel(Recommender):
             return []
         scores = self._scores(query)
         ban(scores, self._row, exclude, 0.0)
-        out = []
+        out, strongest = [], self._strongest(query)
         for r in self._best(scores, k).tolist():
             item = self._row_items[r]
             if item is not None:
                 out.append(
-                    Candidate(item, float(scores[r]), [self.name], self._because(query, item))
+                    Candidate(item, float(scores[r]), [self.name], self._because(strongest, item))
                 )
         return out
 
@@ -290,13 +290,9 @@ class ContentModel(Recommender):
         order = top_rows(scores, m)
         return order[scores[order] > 0]
 
-    def _because(
-        self, query: dict[str, float], item: str, strongest: list[tuple[str, float]] | None = None
-    ) -> list[str]:
-        """The strongest query features the item shares (only those can score), up to 3;
-        ``strongest``: the query's, when the caller has them already (:meth:`_strongest`)."""
-        if strongest is None:
-            strongest = self._strongest(query)
+    def _because(self, strongest: list[tuple[str, float]], item: str) -> list[str]:
+        """The strongest query features (:meth:`_strongest`) the item shares (only those can
+        score), up to 3."""
         vec = self._vectors[item]
         matched = [(q * vec[f], f) for f, q in strongest if f in vec and q * vec[f] > 0]
         matched.sort(key=lambda wf: (-wf[0], wf[1]))
@@ -411,10 +407,9 @@ class ContentModel(Recommender):
             strongest: dict[int, list[tuple[str, float]]] = {}  # each user's, found once
             out = []
             for x, r in zip(at[entries].tolist(), picked_rows[entries].tolist(), strict=True):
-                profile = batch.users[users[x]].profile
                 if x not in strongest:
-                    strongest[x] = self._strongest(profile)
-                out.append(self._because(profile, str(self._row_items[r]), strongest[x]))
+                    strongest[x] = self._strongest(batch.users[users[x]].profile)
+                out.append(self._because(strongest[x], str(self._row_items[r])))
             return out
 
         return Proposals(

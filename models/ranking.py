@@ -492,12 +492,15 @@ def distinct(values: np.ndarray) -> np.ndarray:
     [1, 3, 5]
     """
     ordered = np.sort(values)
-    if len(ordered) < 2:
-        return ordered
+    return ordered[_run_starts(ordered)]
+
+
+def _run_starts(ordered: np.ndarray) -> np.ndarray:
+    """Whether each entry of a sorted array differs from the one before (the first does)."""
     first = np.empty(len(ordered), dtype=bool)
-    first[0] = True
+    first[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    return ordered[first]
+    return first
 
 
 def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -509,9 +512,7 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     perm = np.argsort(values, kind="stable")
     ordered = values[perm]
-    first = np.empty(len(ordered), dtype=bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    first = _run_starts(ordered)
     inverse = np.empty(len(values), dtype=np.int64)
     inverse[perm] = np.cumsum(first) - 1
     return ordered[first], inverse

@@ -173,9 +173,8 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
         if row is not None:
             return row
         row = add_row(self._row, self._items, item_id)
-        self._E, self._W, self._b = grown(self._E, row), grown(self._W, row), grown(self._b, row)
-        self._gE, self._gW = grown(self._gE, row, fill=_EPS), grown(self._gW, row, fill=_EPS)
-        self._gb, self._alive = grown(self._gb, row, fill=_EPS), grown(self._alive, row)
+        for name in _ROW_ARRAYS:  # grown together, their new rows holding the initial fill
+            setattr(self, name, grown(getattr(self, name), row, fill=_FILL[name]))
         d = self.n_factors
         self._E[row] = self._rng.normal(0.0, self.init_scale, d)
         self._W[row] = self._rng.normal(0.0, self.init_scale, d)
