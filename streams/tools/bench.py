@@ -61,6 +61,7 @@ from typing import Any
 from tqdm import tqdm
 
 from streams.settings import Settings
+from streams.tools.processes import interrupted_by_signals
 
 __all__ = ["BenchConfig", "bench_items", "bench_stream", "main", "percentiles", "run_bench"]
 
@@ -692,7 +693,12 @@ def run_from_args(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         progress=not args.no_progress,
     )
-    result = run_bench(cfg)
+    try:
+        with interrupted_by_signals():  # `kill` stops what it started, as ^C does
+            result = run_bench(cfg)
+    except KeyboardInterrupt:
+        print("recstream bench: interrupted; what it started is stopped", file=sys.stderr)
+        return 130
     print(json.dumps(result, separators=(",", ":")) if args.json else format_result(result))
     return 0
 

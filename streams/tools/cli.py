@@ -88,6 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.tools.evaluate import evaluate, print_result
     from streams.tools.evaluate_kafka import ServingStopped, evaluate_through_kafka
     from streams.tools.preflight import require_broker, require_redis
+    from streams.tools.processes import interrupted_by_signals
     from streams.tools.runfile import load_cli_settings
 
     cli = load_cli_settings(skip=("web_port", "app_id", "topic_prefix"))
@@ -119,14 +120,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             batch=batch,
         )
         if args.through_kafka:  # the same events through broker + worker, side by side
-            streamed = evaluate_through_kafka(
-                ds,
-                settings,
-                k=args.k,
-                progress=not args.no_progress,
-                workers=args.workers,
-                max_lag=args.max_lag,
-            )
+            with interrupted_by_signals():  # `kill` stops what it started, as ^C does
+                streamed = evaluate_through_kafka(
+                    ds,
+                    settings,
+                    k=args.k,
+                    progress=not args.no_progress,
+                    workers=args.workers,
+                    max_lag=args.max_lag,
+                )
             result["results"] += streamed["results"]
     except (DataSetError, ValueError) as exc:
         print(f"recstream evaluate: {exc}", file=sys.stderr)
@@ -134,6 +136,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except ServingStopped as exc:
         print(f"recstream evaluate --through-kafka: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("recstream evaluate: interrupted", file=sys.stderr)
+        return 130
     print_result(result, args.json)
     return 0
 

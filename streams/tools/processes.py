@@ -4,6 +4,7 @@ the benchmark script and the test fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -12,13 +13,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import redis
 
 __all__ = [
+    "SIGNALS",
     "http_json",
+    "interrupt",
+    "interrupted_by_signals",
     "port_free",
     "proc_stat",
     "redis_answers",
@@ -26,6 +31,34 @@ __all__ = [
     "stop_process",
     "wait_healthy",
 ]
+
+
+#: The signals that stop a tool as ^C does: also `kill` and its terminal closing.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """A handler of :data:`SIGNALS`: raise ``KeyboardInterrupt``, as ^C does, so that the tool's
+    ``finally`` stops what it started. Ignores them after that, until the cleanup sets its own
+    handlers: a second signal must not cut it short."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupted_by_signals() -> Iterator[None]:
+    """Within: every one of :data:`SIGNALS` is :func:`interrupt` (Python's default for SIGTERM
+    and SIGHUP ends the process at once, leaving its broker, Redis and workers running);
+    the handlers are restored after."""
+    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def proc_stat(pid: int) -> list[str]:

@@ -29,6 +29,8 @@ from streams.settings import ENV_PREFIX, Settings, load_settings
 from streams.tools.embedded import Service, free_port, start_redis, start_tansu
 from streams.tools.kafka_io import ensure_topics, wait_for_broker
 from streams.tools.processes import (
+    SIGNALS,
+    interrupt,
     port_free,
     redis_answers,
     start_worker,
@@ -42,13 +44,6 @@ __all__ = ["remove_stale_folders", "run_up"]
 PREFIX = "recstream-up-"
 PID_FILE = "up.pid"  # in the run's folder: whose it is
 KEPT = "KEPT"  # in the run's folder: kept on purpose (something failed), not stale
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    for sig in SIGNALS:  # until the cleanup sets its own: a second signal must not cut it short
-        signal.signal(sig, signal.SIG_IGN)
-    raise KeyboardInterrupt
 
 
 def _kill_all(procs: list[subprocess.Popen], signum: int, frame: object) -> None:
@@ -188,7 +183,7 @@ def run_up(
     default: adapted to keep each event's wait about 0.5 s; 0: no pacing)."""
     handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
     for sig in SIGNALS:  # stop the children on `kill` and a closed terminal too, not just ^C
-        signal.signal(sig, _interrupt)
+        signal.signal(sig, interrupt)
     settings = load_settings()
     env = dict(os.environ)
     services: list[Service] = []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -127,3 +129,48 @@ def test_a_tiny_run_after_a_warm_up_prints_every_figure_on_the_last_line() -> No
 def test_a_worker_that_does_not_answer_leaves_the_per_source_costs_out() -> None:
     nobody = [f"http://127.0.0.1:{free_port()}"]  # nothing listens there
     assert _model_cpu(nobody, 0) is None and _checkpoints_written(nobody) is None
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+    ]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_bench_stopped_by_a_signal_stops_what_it_started_and_removes_its_folder(
+    tmp_path, sig: signal.Signals
+) -> None:
+    """`kill` (or a closed terminal) stops the bench as ^C does: its broker, Redis and workers
+    go with it, and its folder is removed (they were left running, Python's default)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
+    env.update(TMPDIR=str(tmp_path), RECSTREAM_REBALANCE_TIMEOUT="3")
+    cmd = [sys.executable, "-m", "streams.tools.cli", "bench", "--events", "20000"]
+    proc = subprocess.Popen(
+        [*cmd, "--users", "40", "--items", "80", "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(started) < 3:  # broker, Redis, a worker
+            started.update(_children(proc.pid))
+            time.sleep(0.2)
+        assert len(started) >= 3, f"the bench started {started}"
+        assert [p.name for p in tmp_path.iterdir()], "no run folder"
+    finally:
+        os.kill(proc.pid, sig)
+        code = proc.wait(60)
+    time.sleep(1)
+    alive = [p for p in started if os.path.exists(f"/proc/{p}")]
+    for p in alive:  # not left behind for the next test either
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"processes left running: {alive}"
+    assert code != 0
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("recstream-bench-")]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -77,3 +79,39 @@ def test_three_workers_serve_lists_as_good_as_one(broker, redis_url):
     # in hits, so that 30 of 6,000 (exactly 0.005) is within, whatever the float rounding
     apart = round(abs(one["hr"] - three["hr"]) * one["events"])
     assert apart <= 0.005 * one["events"], (one["hr"], three["hr"])
+
+
+def test_a_terminated_evaluation_stops_the_broker_and_workers_it_started(tmp_path):
+    """`kill` stops `evaluate --through-kafka` as ^C does: the broker and worker it started go
+    with it (Python's default for SIGTERM left them running), and it says so."""
+    shop = DemoShop(n_users=40, n_items=120, seed=3)
+    data = tmp_path / "demo.jsonl"
+    data.write_text("".join(json.dumps(e) + "\n" for e in shop.events(3000)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECSTREAM_")}
+    env.update(TMPDIR=str(tmp_path), RECSTREAM_REBALANCE_TIMEOUT="3")
+    cmd = [sys.executable, "-m", "streams.tools.cli", "evaluate", str(data), "--format", "jsonl"]
+    proc = subprocess.Popen(
+        [*cmd, "--through-kafka", "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    started: set[str] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(started) < 2:  # the broker and a worker
+            pgrep = ["pgrep", "-P", str(proc.pid)]
+            started.update(subprocess.run(pgrep, capture_output=True, text=True).stdout.split())
+            time.sleep(0.2)
+        assert len(started) >= 2, f"the evaluation started {started}"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    time.sleep(1)
+    alive = [p for p in started if os.path.exists(f"/proc/{p}")]
+    for p in alive:
+        os.kill(int(p), signal.SIGKILL)
+    assert not alive, f"processes left running: {alive}"
+    assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
