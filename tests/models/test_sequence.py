@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from models.base import UserState
+from models.events import Event
 from models.sequence import NextItemSoftmax
 
 CYCLE = [f"i{n}" for n in range(10)]  # i0 -> i1 -> ... -> i9 -> i0
@@ -201,3 +202,42 @@ def test_a_checkpoint_with_the_spare_rows_still_restores() -> None:
     old = NextItemSoftmax.__new__(NextItemSoftmax)
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     _same_state(old, model)
+
+
+def test_a_steps_sums_per_row_add_up_each_rows_occurrences_in_order() -> None:
+    """The minibatch step sums each parameter row's gradients over its occurrences (targets,
+    shared negatives, context items): the same sums as adding them one by one, to the bit."""
+    from models.sequence_batch import _summed
+
+    rng = np.random.default_rng(3)
+    rows = np.concatenate([rng.integers(0, 50, 300), rng.integers(0, 5, 100)])  # many repeats
+    grads = rng.standard_normal((len(rows), 8)).astype(np.float32)
+    biases = rng.standard_normal(len(rows)).astype(np.float32)
+    distinct, summed, summed_b = _summed(rows, grads, biases)
+    assert distinct.tolist() == sorted(set(rows.tolist()))
+    for r, total, total_b in zip(distinct, summed, summed_b, strict=True):
+        expected = np.zeros(8, dtype=np.float32)
+        expected_b = np.float32(0.0)
+        for at in np.flatnonzero(rows == r):
+            expected += grads[at]
+            expected_b += biases[at]
+        assert total.tolist() == expected.tolist() and total_b == expected_b
+    assert [len(a) for a in _summed(rows[:0], grads[:0])] == [0, 0]
+
+
+def test_a_minibatch_step_moves_each_context_item_as_its_own_event_alone_would() -> None:
+    """Gradients are taken at the step's start, so the factors of a context item that only
+    one event of the step has move as learning that event alone moves them: weighted by
+    its place in the context, summed over its occurrences."""
+    model = NextItemSoftmax(n_factors=8, full_softmax_items=100, max_batch=8, seed=1)
+    train_walks(model, users=60)
+    first, second = history("i0", "i1", "i2", "i1"), history("i5", "i6")
+    first.user_id, second.user_id = "a", "b"
+    batched, alone = pickle.loads(pickle.dumps(model)), pickle.loads(pickle.dumps(model))
+    events = [Event("a", "i3", ts=1.0), Event("b", "i7", ts=1.0)]
+    assert batched.learn_many([first, second], events) == {}
+    alone.learn_one(first, "i3", ts=1.0)
+    for item in ("i0", "i1", "i2"):
+        row = model._row[item]
+        assert not np.allclose(alone._E[row], model._E[row])  # it moved
+        np.testing.assert_allclose(batched._E[row], alone._E[row], rtol=1e-5, atol=1e-7)
