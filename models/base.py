@@ -182,6 +182,9 @@ class Recommender(abc.ABC):
 
     #: Name used in a recommendation's ``sources``.
     name: str = "base"
+    #: Whether its candidates carry reasons (``because``); the blend takes an item's reasons
+    #: from the first source of the user's phase that proposed it and explains.
+    explains: bool = True
 
     @abc.abstractmethod
     def learn_one(

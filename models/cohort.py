@@ -50,6 +50,7 @@ class CohortPopularity(Recommender):
     """
 
     name = "cohort"
+    explains = False  # popular is not a reason of the user's
 
     def __init__(
         self,

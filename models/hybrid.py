@@ -304,7 +304,7 @@ class HybridRecommender(Recommender):
             props = source.propose(batch.subset(owners.tolist()), n)
             props.owner = owners[props.owner]
             proposed.append(props)
-            blocks.append(Source(name, props, weight[s], rank[s]))
+            blocks.append(Source(name, props, weight[s], rank[s], source.explains))
             spent[name, "rank"] = spent.get((name, "rank"), 0.0) + clock() - t
         t = clock()
         lists = blend(batch, blocks, k)

@@ -50,6 +50,7 @@ class DecayedPopularity(Recommender):
     """
 
     name = "popularity"
+    explains = False  # popular is not a reason of the user's
     #: The rows of a top ``_best_k`` (all rows with a count when fewer have one) with their
     #: counts, kept up to date as counts grow once :meth:`in_top` has asked for it; None
     #: until then and after a rescale, an eviction or a forgotten item (class-level:

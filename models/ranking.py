@@ -735,12 +735,14 @@ class Source:
     proposals: Proposals
     weight: np.ndarray  # per user of the batch (0: not weighted for that user)
     rank: np.ndarray  # per user: the source's place in the user's phase
+    explains: bool = True  # its proposals carry reasons (``Recommender.explains``)
 
 
 def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Candidate]]:
     """Each source's scores divided by the user's best score from it, times the user's weight
     for it, summed per item; the ``k`` best items per user (ties by item id), each with the
-    sources that proposed it (in the user's phase order) and their ``because``."""
+    sources that proposed it (in the user's phase order) and the ``because`` of the first of
+    them that ``explains``: one source's reasons, only those asked of it."""
     n_users = len(batch)
     out: list[list[Candidate]] = [[] for _ in range(n_users)]
     if k <= 0 or not sources:
@@ -785,28 +787,25 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
     picked[best] = True
     sel = np.flatnonzero(picked[inverse])
     sel = sel[np.argsort(inverse[sel], kind="stable")]
-    sel_which = which_e[sel]
+    sel_which, sel_key = which_e[sel], inverse[sel]
+    # each chosen pair's first entry whose source explains: the only reasons asked for
+    explaining = np.flatnonzero(np.asarray([src.explains for src in sources])[sel_which])
+    lead = explaining[_run_starts(sel_key[explaining])]
     why: list[list[str]] = [[]] * len(sel)
-    for s in distinct(sel_which).tolist():
-        mine = np.flatnonzero(sel_which == s)
+    for s in distinct(sel_which[lead]).tolist():
+        mine = lead[sel_which[lead] == s]
         for at, reasons in zip(
             mine.tolist(), sources[s].proposals.explain(entry[sel[mine]]), strict=True
         ):
             why[at] = reasons
     names = [src.name for src in sources]
     named = [names[s] for s in sel_which.tolist()]
-    sel_key = inverse[sel]
     lo = np.searchsorted(sel_key, best, side="left").tolist()
     hi = np.searchsorted(sel_key, best, side="right").tolist()
     names_of = batch.vocab.names
     chain = itertools.chain.from_iterable
     ranked = [
-        Candidate(
-            names_of[i],
-            sc,
-            named[a:z],
-            list(why[a]) if z - a == 1 else list(dict.fromkeys(chain(why[a:z]))),
-        )
+        Candidate(names_of[i], sc, named[a:z], list(chain(why[a:z])))
         for i, sc, a, z in zip(key_item[best].tolist(), score[best].tolist(), lo, hi, strict=True)
     ]
     # best comes grouped by user: each user's run of it is their list

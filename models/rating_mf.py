@@ -66,6 +66,7 @@ class RatingMF(Recommender):
     """
 
     name = "rating"
+    explains = False  # a predicted rating names no item of the user's
     #: What a model pickled before the cap existed uses (the constructor's default).
     max_users: int = 100_000
 

@@ -303,6 +303,7 @@ def reference(
     if hybrid.deleted:
         exclude = set(exclude) | hybrid.deleted
     blended: dict[str, Candidate] = {}
+    explained: dict[str, bool] = {}
     for source, w in weights.items():
         cands = hybrid.sources[source].recommend(user, k=n, exclude=exclude)
         top = max((c.score for c in cands if math.isfinite(c.score)), default=0.0)
@@ -312,11 +313,12 @@ def reference(
             part = w * cand.score / top
             got = blended.get(cand.item_id)
             if got is None:
-                blended[cand.item_id] = Candidate(cand.item_id, part, [source], list(cand.because))
-            else:
-                got.score += part
-                got.sources.append(source)
-                got.because.extend(b for b in cand.because if b not in got.because)
+                got = blended[cand.item_id] = Candidate(cand.item_id, 0.0, [])
+            got.score += part
+            got.sources.append(source)
+            if hybrid.sources[source].explains and not explained.get(cand.item_id):
+                got.because = list(cand.because)  # the first source that gives reasons
+                explained[cand.item_id] = True
     ranked = sorted(blended.values(), key=lambda c: (-c.score, c.item_id))[:k]
     if len(ranked) < k and fallback is not None and fallback not in weights:
         have = set(exclude) | {c.item_id for c in ranked}
@@ -463,3 +465,14 @@ def test_garbage_in_a_batch_neither_fails_nor_poisons(name: str) -> None:
     assert model.learn_many(snapshots, garbage) == {}
     for recs in lists(model, users).values():
         assert all(math.isfinite(c.score) for c in recs)
+
+
+def test_a_source_gives_reasons_exactly_when_it_says_it_explains(name: str) -> None:
+    """The blend takes an item's ``because`` from its first source that ``explains``: a source
+    that says so gives reasons, one that does not gives none."""
+    if name == "hybrid":
+        return
+    model, users = learned(name)
+    recs = [c for u in users.values() for c in model.recommend(u, k=K, exclude=u.seen)]
+    assert recs
+    assert any(c.because for c in recs) == model.explains

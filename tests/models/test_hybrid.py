@@ -66,7 +66,32 @@ def test_blend_normalises_each_source_and_keeps_every_source_that_proposed_an_it
     recs = hybrid.recommend(UserState("u"), k=3)
     assert [c.item_id for c in recs] == ["y", "x", "z"]  # y: .25 + .5, x: .5, z: .25
     assert recs[0].score == pytest.approx(0.75)
-    assert recs[0].sources == ["a", "b"] and recs[0].because == ["a-why", "b-why"]
+    assert recs[0].sources == ["a", "b"] and recs[0].because == ["a-why"]
+
+
+class Unexplained(Fixed):
+    """A source that gives no reasons (as popularity): its candidates' ``because`` is empty."""
+
+    explains = False
+
+    def recommend(self, user, k=10, exclude=()):
+        listed = super().recommend(user, k, exclude)
+        return [Candidate(c.item_id, c.score, c.sources) for c in listed]
+
+
+def test_an_items_reasons_are_those_of_its_first_source_in_the_phase_that_gives_reasons():
+    """One source's reasons ("because you watched A and B"), not a merge of every source's:
+    the first of the phase's order that proposed the item and gives reasons."""
+    policy = SwitchingPolicy([Phase("all", 0, {"pop": 0.5, "a": 0.3, "b": 0.2})])
+    sources = {
+        "pop": Unexplained("pop", {"x": 1.0, "y": 1.0}),
+        "a": Fixed("a", {"y": 1.0}),
+        "b": Fixed("b", {"x": 1.0, "y": 1.0, "z": 1.0}),
+    }
+    recs = {c.item_id: c for c in HybridRecommender(sources, policy).recommend(UserState("u"))}
+    assert (recs["y"].sources, recs["y"].because) == (["pop", "a", "b"], ["a-why"])
+    assert (recs["x"].sources, recs["x"].because) == (["pop", "b"], ["b-why"])
+    assert (recs["z"].sources, recs["z"].because) == (["b"], ["b-why"])
 
 
 def test_phase_weights_decide_which_sources_serve_a_user():

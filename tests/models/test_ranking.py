@@ -285,8 +285,9 @@ def test_the_blend_sums_in_the_users_phase_order_and_fills_from_the_fallback() -
         ("t2", ["a"]),  # t1 and t2 tie: by item id
         ("z", ["b"]),
     ]
-    assert lists[0][1].score == 0.5 + 0.5 and lists[0][1].because == ["a-why", "b-why"]
+    assert lists[0][1].score == 0.5 + 0.5 and lists[0][1].because == ["a-why"]  # a leads
     assert [(c.item_id, c.sources) for c in lists[1]][:2] == [("y", ["b", "a"]), ("z", ["b"])]
+    assert lists[1][0].because == ["b-why"]  # b leads this user's phase
     assert [(c.item_id, c.score, c.sources) for c in lists[2]] == [
         ("x", 1.0, ["a"]),
         ("z", 0.5, ["b"]),  # b's best for this user once y is excluded
