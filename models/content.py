@@ -36,7 +36,15 @@ import scipy.sparse as sp
 
 from models.base import Candidate, Recommender, UserState
 from models.common import add_row, ban, drop_row, grown, live_rows, top_rows
-from models.ranking import OwnPool, Proposals, RankBatch, candidate_rows, top_dense
+from models.ranking import (
+    KEY_SHIFT,
+    Proposals,
+    RankBatch,
+    candidate_rows,
+    distinct,
+    top_dense,
+    top_per_owner_by_cand,
+)
 
 __all__ = ["STOPWORDS", "ContentModel", "tokenize"]
 
@@ -342,7 +350,7 @@ class ContentModel(Recommender):
         are worked out only for the entries that reach a list."""
         if n <= 0 or not self._vectors:
             return Proposals.empty()
-        matrix, place = self._index_matrix()
+        place = self._index_matrix()[1]
         users, q_rows, q_cols, q_vals, norms = [], [], [], [], []
         for b, user in enumerate(batch.users):
             if not user.profile:
@@ -362,7 +370,6 @@ class ContentModel(Recommender):
         if not users:
             return Proposals.empty()
         size = len(self._row_items)
-        Q = sp.csr_matrix((q_vals, (q_rows, q_cols)), shape=(len(users), matrix.shape[0]))
         ids = batch.vocab.rows(self._row_items)
         local = np.full(len(batch), -1, dtype=np.int64)
         local[users] = np.arange(len(users))
@@ -371,37 +378,18 @@ class ContentModel(Recommender):
         ex_at = local[ex_owner]
         # the rows scored: all of them, or (a large catalogue, in a hybrid) the pool of what
         # the other sources proposed: content re-ranks what they proposed to each user
-        scored, own = None, None
-        none = np.zeros(0, dtype=np.int64)
+        scored = None
         if batch.pool is not None and len(batch.pool):
+            none = np.zeros(0, dtype=np.int64)
             scored = candidate_rows(batch, row_of, none, size, self.retrieval_items)
-        if scored is None:
-            scored, M = np.arange(size), matrix
+        if scored is not None and len(scored) < size:  # past the cut: each user's own pool
+            at, picked_rows, picked = self._pool_scores(
+                batch, local, row_of, ids, (q_rows, q_cols, q_vals), norms, (ex_at, ex_rows), n
+            )
         else:
-            M = self._rows_matrix(matrix)[scored].T
-        col_of = np.full(size, -1, dtype=np.int64)
-        col_of[scored] = np.arange(len(scored))
-        if len(scored) < size:  # past the cut: each user's own pool only
-            own = OwnPool(batch, users, row_of, col_of, none)
-        ex_cols = col_of[ex_rows]
-        dead = ~self._alive[scored] | (ids[scored] < 0)
-        owners, rows, scores = [], [], []
-        step = max(1, 4_000_000 // max(len(scored), 1))
-        for lo in range(0, len(users), step):
-            hi = min(len(users), lo + step)
-            S = (Q[lo:hi] @ M).toarray() / np.asarray(norms[lo:hi])[:, None]
-            S[:, dead] = 0.0
-            mine = (ex_at >= lo) & (ex_at < hi) & (ex_cols >= 0)
-            S[ex_at[mine] - lo, ex_cols[mine]] = 0.0
-            if own is not None:
-                np.putmask(S, own.blocked(lo, hi), 0.0)
-            top = top_dense(S, n)
-            picked = np.take_along_axis(S, top, axis=1)
-            u, j = np.nonzero(picked > 0)
-            owners.append(u + lo)
-            rows.append(scored[top[u, j]])
-            scores.append(picked[u, j])
-        at, picked_rows = np.concatenate(owners), np.concatenate(rows)
+            at, picked_rows, picked = self._dense_scores(
+                (q_rows, q_cols, q_vals), norms, ids, (ex_at, ex_rows), n
+            )
 
         def explain(entries: np.ndarray) -> list[list[str]]:
             strongest: dict[int, list[tuple[str, float]]] = {}  # each user's, found once
@@ -412,9 +400,89 @@ class ContentModel(Recommender):
                 out.append(self._because(strongest[x], str(self._row_items[r])))
             return out
 
-        return Proposals(
-            np.asarray(users, dtype=np.int64)[at], ids[picked_rows], np.concatenate(scores), explain
+        return Proposals(np.asarray(users, dtype=np.int64)[at], ids[picked_rows], picked, explain)
+
+    def _dense_scores(
+        self,
+        query: tuple[list[int], list[int], list[float]],
+        norms: list[float],
+        ids: np.ndarray,
+        excluded: tuple[np.ndarray, np.ndarray],
+        n: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each user's ``n`` best rows of the whole catalogue: the users' queries (``query``:
+        their places, the features' places, the weights) times the index matrix, one sparse
+        product per chunk of users; returns the places, the rows and the scores (those > 0
+        only, best first, equal scores by row)."""
+        M = self._index_matrix()[0]
+        q_rows, q_cols, q_vals = query
+        Q = sp.csr_matrix((q_vals, (q_rows, q_cols)), shape=(len(norms), M.shape[0]))
+        ex_at, ex_rows = excluded
+        dead = ~self._alive[: M.shape[1]] | (ids < 0)
+        owners, rows, scores = [], [], []
+        step = max(1, 4_000_000 // max(M.shape[1], 1))
+        for lo in range(0, Q.shape[0], step):
+            hi = min(Q.shape[0], lo + step)
+            S = (Q[lo:hi] @ M).toarray() / np.asarray(norms[lo:hi])[:, None]
+            S[:, dead] = 0.0
+            mine = (ex_at >= lo) & (ex_at < hi) & (ex_rows >= 0)
+            S[ex_at[mine] - lo, ex_rows[mine]] = 0.0
+            top = top_dense(S, n)
+            picked = np.take_along_axis(S, top, axis=1)
+            u, j = np.nonzero(picked > 0)
+            owners.append(u + lo)
+            rows.append(top[u, j])
+            scores.append(picked[u, j])
+        return np.concatenate(owners), np.concatenate(rows), np.concatenate(scores)
+
+    def _pool_scores(
+        self,
+        batch: RankBatch,
+        local: np.ndarray,
+        row_of: np.ndarray,
+        ids: np.ndarray,
+        query: tuple[list[int], list[int], list[float]],
+        norms: list[float],
+        excluded: tuple[np.ndarray, np.ndarray],
+        n: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_dense_scores` past the two-stage cut, where each user may be proposed only
+        what the other sources proposed to that user: those pairs alone are scored (a batch's
+        dense users x pool product was ~96 % cells no user could be proposed), each the sum of
+        the user's query weights times the item's feature weights, over the item's features in
+        order: the dense product's sums, to the bit."""
+        owner, items = batch.pool_pairs()
+        known = items < len(row_of)
+        u, r = local[owner[known]], row_of[items[known]]
+        ok = (u >= 0) & (r >= 0)
+        u, r = u[ok], r[ok]
+        ok = self._alive[r] & (ids[r] >= 0)
+        pairs = distinct((u[ok] << KEY_SHIFT) | r[ok])
+        ex_at, ex_rows = excluded
+        ok = (ex_at >= 0) & (ex_rows >= 0)
+        pairs = pairs[~_among(pairs, (ex_at[ok] << KEY_SHIFT) | ex_rows[ok])]
+        u, r = pairs >> KEY_SHIFT, pairs & ((1 << KEY_SHIFT) - 1)
+        # the pairs' items' features, item after item, and the user's weight for each
+        rows = self._rows_matrix(self._index_matrix()[0])
+        starts = rows.indptr[r]
+        lens = rows.indptr[r + 1] - starts
+        pair = np.repeat(np.arange(len(r)), lens)
+        entry = np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
+        width = rows.shape[1]
+        q_rows, q_cols, q_vals = (np.asarray(a) for a in query)
+        q_key = q_rows.astype(np.int64) * width + q_cols
+        order = np.argsort(q_key)
+        q_key, q_vals = q_key[order], q_vals[order].astype(np.float64)
+        key = u[pair] * width + rows.indices[entry]
+        at = np.minimum(np.searchsorted(q_key, key), max(len(q_key) - 1, 0))
+        hit = np.flatnonzero(q_key[at] == key) if len(q_key) else np.zeros(0, dtype=np.int64)
+        sums = np.bincount(
+            pair[hit], weights=q_vals[at[hit]] * rows.data[entry[hit]], minlength=len(r)
         )
+        scores = sums / np.asarray(norms, dtype=np.float64)[u]
+        keep = np.flatnonzero(scores > 0)
+        top = keep[top_per_owner_by_cand(u[keep], r[keep], scores[keep], n)]
+        return u[top], r[top], scores[top]
 
     def recommend(
         self, user: UserState, k: int = 10, exclude: Collection[str] = ()
@@ -427,3 +495,12 @@ class ContentModel(Recommender):
         """The ``k`` catalogue items most cosine-similar to ``item_id`` (never itself)."""
         vec = self._vectors.get(item_id)
         return self._top(vec, k, (item_id,)) if vec else []
+
+
+def _among(keys: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Whether each of ``keys`` is one of ``others`` (integers; one sort of ``others``)."""
+    if not len(others) or not len(keys):
+        return np.zeros(len(keys), dtype=bool)
+    others = np.sort(others)
+    at = np.minimum(np.searchsorted(others, keys), len(others) - 1)
+    return others[at] == keys

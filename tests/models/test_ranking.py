@@ -368,6 +368,11 @@ def test_content_over_a_large_catalogue_in_a_hybrid_re_ranks_the_pool() -> None:
     assert [vocab.names[i] for i in cut.items[cut.owner == 0].tolist()] == [
         x for x in ranked if x in {"i9", "i1", "i12"}
     ]
+    # the pool's pairs scored one by one: the whole catalogue's scores, to the bit
+    scores = dict(zip(ranked, whole.scores.tolist(), strict=True))
+    assert cut.scores[cut.owner == 0].tolist() == [
+        scores[x] for x in ranked if x in {"i9", "i1", "i12"}
+    ]
     batch = RankBatch([user], [user.seen], vocab)
     batch.set_pool(np.zeros(0, dtype=np.int64), vocab.intern([]))
     # alone (nothing else proposed): the whole catalogue
