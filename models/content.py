@@ -384,7 +384,7 @@ class ContentModel(Recommender):
             scored = candidate_rows(batch, row_of, none, size, self.retrieval_items)
         if scored is not None and len(scored) < size:  # past the cut: each user's own pool
             at, picked_rows, picked = self._pool_scores(
-                batch, local, row_of, ids, (q_rows, q_cols, q_vals), norms, (ex_at, ex_rows), n
+                batch, local, row_of, ids, (q_rows, q_cols, q_vals), norms, n
             )
         else:
             at, picked_rows, picked = self._dense_scores(
@@ -443,7 +443,6 @@ class ContentModel(Recommender):
         ids: np.ndarray,
         query: tuple[list[int], list[int], list[float]],
         norms: list[float],
-        excluded: tuple[np.ndarray, np.ndarray],
         n: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`_dense_scores` past the two-stage cut, where each user may be proposed only
@@ -451,16 +450,10 @@ class ContentModel(Recommender):
         dense users x pool product was ~96 % cells no user could be proposed), each the sum of
         the user's query weights times the item's feature weights, over the item's features in
         order: the dense product's sums, to the bit."""
-        owner, items = batch.pool_pairs()
-        known = items < len(row_of)
-        u, r = local[owner[known]], row_of[items[known]]
-        ok = (u >= 0) & (r >= 0)
-        u, r = u[ok], r[ok]
-        ok = self._alive[r] & (ids[r] >= 0)
-        pairs = distinct((u[ok] << KEY_SHIFT) | r[ok])
-        ex_at, ex_rows = excluded
-        ok = (ex_at >= 0) & (ex_rows >= 0)
-        pairs = pairs[~_among(pairs, (ex_at[ok] << KEY_SHIFT) | ex_rows[ok])]
+        owner, r = batch.pool_rows(row_of)
+        ok = (local[owner] >= 0) & self._alive[r] & (ids[r] >= 0)
+        ok[ok] = batch.allowed(owner[ok], ids[r[ok]])  # excluded items: never proposed
+        pairs = distinct((local[owner[ok]] << KEY_SHIFT) | r[ok])
         u, r = pairs >> KEY_SHIFT, pairs & ((1 << KEY_SHIFT) - 1)
         # the pairs' items' features, item after item, and the user's weight for each
         rows = self._rows_matrix(self._index_matrix()[0])
@@ -495,12 +488,3 @@ class ContentModel(Recommender):
         """The ``k`` catalogue items most cosine-similar to ``item_id`` (never itself)."""
         vec = self._vectors.get(item_id)
         return self._top(vec, k, (item_id,)) if vec else []
-
-
-def _among(keys: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Whether each of ``keys`` is one of ``others`` (integers; one sort of ``others``)."""
-    if not len(others) or not len(keys):
-        return np.zeros(len(keys), dtype=bool)
-    others = np.sort(others)
-    at = np.minimum(np.searchsorted(others, keys), len(others) - 1)
-    return others[at] == keys

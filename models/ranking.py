@@ -41,6 +41,7 @@ __all__ = [
     "cut_to_kth",
     "distinct",
     "name_rank",
+    "run_starts",
     "sum_per_owner",
     "top_dense",
     "top_of_sums",
@@ -269,11 +270,12 @@ class RankBatch:
     def excluded_rows(self, row_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(owner, row)`` of the excluded items a source has rows for (``row_of``: id -> row,
         from :meth:`Vocab.row_of`), grouped by owner."""
-        owner, items = self.excluded_pairs()
-        known = items < len(row_of)
-        owner, rows = owner[known], row_of[items[known]]
-        has = rows >= 0
-        return owner[has], rows[has]
+        return _rows_of(*self.excluded_pairs(), row_of)
+
+    def pool_rows(self, row_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, row)`` of the pool's pairs (:meth:`pool_pairs`) whose items a source has
+        rows for (``row_of`` as in :meth:`excluded_rows`)."""
+        return _rows_of(*self.pool_pairs(), row_of)
 
     def allowed(self, owner: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each ``(owner, item id)`` entry is not excluded: through a table of the
@@ -492,15 +494,25 @@ def distinct(values: np.ndarray) -> np.ndarray:
     [1, 3, 5]
     """
     ordered = np.sort(values)
-    return ordered[_run_starts(ordered)]
+    return ordered[run_starts(ordered)]
 
 
-def _run_starts(ordered: np.ndarray) -> np.ndarray:
+def run_starts(ordered: np.ndarray) -> np.ndarray:
     """Whether each entry of a sorted array differs from the one before (the first does)."""
     first = np.empty(len(ordered), dtype=bool)
     first[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
     return first
+
+
+def _rows_of(
+    owner: np.ndarray, items: np.ndarray, row_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(owner, item id)`` pairs whose items have a row in ``row_of``, as ``(owner, row)``."""
+    known = items < len(row_of)
+    owner, rows = owner[known], row_of[items[known]]
+    has = rows >= 0
+    return owner[has], rows[has]
 
 
 def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -512,7 +524,7 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     perm = np.argsort(values, kind="stable")
     ordered = values[perm]
-    first = _run_starts(ordered)
+    first = run_starts(ordered)
     inverse = np.empty(len(values), dtype=np.int64)
     inverse[perm] = np.cumsum(first) - 1
     return ordered[first], inverse
@@ -585,10 +597,9 @@ class OwnPool:
     ) -> None:
         local = np.full(len(batch), -1, dtype=np.int64)
         local[np.asarray(users, dtype=np.int64)] = np.arange(len(users))
-        owner, items = batch.pool_pairs()
-        known = items < len(row_of)
-        at, rows = local[owner[known]], row_of[items[known]]
-        ok = (at >= 0) & (rows >= 0) & (rows < len(col_of))
+        owner, rows = batch.pool_rows(row_of)
+        at = local[owner]
+        ok = (at >= 0) & (rows < len(col_of))
         at, cols = at[ok], col_of[rows[ok]]
         ok = cols >= 0
         self._at, self._cols = at[ok], cols[ok]
@@ -790,7 +801,7 @@ def blend(batch: RankBatch, sources: Sequence[Source], k: int) -> list[list[Cand
     sel_which, sel_key = which_e[sel], inverse[sel]
     # each chosen pair's first entry whose source explains: the only reasons asked for
     explaining = np.flatnonzero(np.asarray([src.explains for src in sources])[sel_which])
-    lead = explaining[_run_starts(sel_key[explaining])]
+    lead = explaining[run_starts(sel_key[explaining])]
     why: list[list[str]] = [[]] * len(sel)
     for s in distinct(sel_which[lead]).tolist():
         mine = lead[sel_which[lead] == s]

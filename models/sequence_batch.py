@@ -22,7 +22,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.base import UserState
-from models.ranking import Proposals, RankBatch, bulk_rows, top_dense, unique_inverse
+from models.ranking import (
+    Proposals,
+    RankBatch,
+    bulk_rows,
+    run_starts,
+    top_dense,
+    unique_inverse,
+)
 
 if TYPE_CHECKING:
     from models.events import Event
@@ -49,9 +56,7 @@ def _summed(rows: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, ...]:
     """
     perm = np.argsort(rows, kind="stable")
     ordered = rows[perm]
-    first = np.ones(len(rows), dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(run_starts(ordered))
     picker = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), perm, np.append(starts, len(rows))),
         shape=(len(starts), len(rows)),
