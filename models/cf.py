@@ -46,7 +46,7 @@ from models.common import (
     top_rows,
 )
 from models.neighbours import NeighbourRows
-from models.ranking import Proposals, RankBatch, top_of_sums
+from models.ranking import Proposals, RankBatch, decayed, top_of_sums
 
 __all__ = ["ItemCooccurrence"]
 
@@ -263,24 +263,23 @@ class ItemCooccurrence(Recommender):
         """:meth:`recommend` for every user of ``batch`` at once: each distinct item's
         neighbour row is read once, and the sums, exclusions and top ``n`` are array
         operations over the whole batch."""
-        owner, rows, weight, mine = [], [], [], []
-        for b, user in enumerate(batch.users):
-            w = 1.0
-            for item in reversed(user.recent[-self.history :]):
-                i = self._index.get(item)
-                if i is not None and self._co.size(i) and self._n[i] > 0:
-                    owner.append(b)
-                    rows.append(i)
-                    weight.append(w)
-                    mine.append(item)
-                w *= self.history_decay
-        if not owner or n <= 0:
+        if n <= 0:
             return Proposals.empty()
+        # the users' recent items this model counts, latest first: owner, row, weight, id
+        at, item_ids, back = batch.recent(self.history)
+        row_of = batch.vocab.row_of(self._items)
+        rows_all = row_of[item_ids]
+        known = np.flatnonzero(rows_all >= 0)
+        known = known[self._n[rows_all[known]] > 0]
         # each distinct item's neighbour row read once, into one flat pair of arrays
-        distinct = list(dict.fromkeys(rows))
-        sizes, keys, counts = self._co.gather(distinct)
-        at = {i: d for d, i in enumerate(distinct)}
-        d = np.fromiter((at[i] for i in rows), dtype=np.int64, count=len(rows))
+        distinct, d = np.unique(rows_all[known], return_inverse=True)
+        sizes, keys, counts = self._co.gather(distinct.tolist())
+        filled = sizes[d] > 0
+        picked, d = known[filled], d[filled]
+        if not len(picked):
+            return Proposals.empty()
+        owner, rows, mine = at[picked], rows_all[picked], item_ids[picked]
+        weight = decayed(self.history_decay, self.history)[back[picked]]
         lens = sizes[d]  # the rows' entries, row after row
         first = np.repeat(np.cumsum(sizes)[d] - lens - (np.cumsum(lens) - lens), lens)
         flat = first + np.arange(len(first))
@@ -288,15 +287,15 @@ class ItemCooccurrence(Recommender):
         cand, n_j = keys[flat], self._n[keys[flat]]
         live = n_j > 0  # neighbours forgotten since: no count
         part, cand = part[live], cand[live]
-        scale = np.asarray(weight) / self._n[rows] ** self.alpha
+        scale = weight / self._n[rows] ** self.alpha
         sims = self._sims(counts[flat[live]], n_j[live] ** (1.0 - self.alpha), scale[part])
-        who = np.asarray(owner, dtype=np.int64)[part]
+        who = owner[part]
         ids = batch.vocab.rows(self._items)
-        excluded = batch.excluded_rows(batch.vocab.row_of(self._items))
+        excluded = batch.excluded_rows(row_of)
         p_owner, p_cand, p_score, key, chosen = top_of_sums(
             who, cand, sims, len(batch), len(self._items), n, excluded
         )
-        name_rank = np.argsort(np.argsort(np.asarray(mine)))
+        name_rank = batch.vocab.name_order()[mine]  # ties to the first by name
 
         def explain(entries: np.ndarray) -> list[list[str]]:
             # the (up to) two user items contributing most, ties to the first by name
@@ -313,7 +312,8 @@ class ItemCooccurrence(Recommender):
             first_two = order[place < 2]  # grouped by pair, in increasing order
             got = key[first_two]
             lo, hi = np.searchsorted(got, wanted), np.searchsorted(got, wanted, side="right")
-            why = [mine[p] for p in part[first_two].tolist()]
+            names = batch.vocab.names
+            why = [names[i] for i in mine[part[first_two]].tolist()]
             return [why[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
         return Proposals(p_owner, ids[p_cand], p_score, explain)

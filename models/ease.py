@@ -47,7 +47,7 @@ from scipy.linalg import cython_lapack
 from models.base import Candidate, UserState
 from models.cf import ItemCooccurrence
 from models.common import top_rows
-from models.ranking import Proposals, RankBatch, top_dense
+from models.ranking import Proposals, RankBatch, decayed, top_dense
 
 __all__ = ["ItemEASE", "solve_ease"]
 
@@ -358,31 +358,25 @@ class ItemEASE(ItemCooccurrence):
         self._ready()
         if self._B is None or n <= 0:
             return Proposals.empty()
-        rows: list[list[int]] = []
-        weights: list[list[float]] = []
-        mine: list[list[str]] = []
-        for user in batch.users:
-            r_u, w_u, m_u = [], [], []
-            w = 1.0
-            for item in reversed(user.recent[-self.history :]):
-                r = self._row_of.get(self._index.get(item, -1))
-                if r is not None:
-                    r_u.append(r)
-                    w_u.append(w)
-                    m_u.append(item)
-                w *= self.history_decay
-            rows.append(r_u)
-            weights.append(w_u)
-            mine.append(m_u)
-        users = [b for b, r in enumerate(rows) if r]
-        if not users:
+        # the users' recent items in the solved head, latest first: the rows of B to sum
+        at, item_ids, back = batch.recent(self.history)
+        head_row = np.full(len(self._items) + 1, -1, dtype=np.int64)  # the last: no item
+        head_row[self._head] = np.arange(len(self._head))
+        r = head_row[batch.vocab.row_of(self._items)[item_ids]]
+        keep = np.flatnonzero(r >= 0)
+        if not len(keep):
             return Proposals.empty()
-        depth = max(len(rows[b]) for b in users)
+        owner = at[keep]
+        users, starts, counts = np.unique(owner, return_index=True, return_counts=True)
+        local_of = np.repeat(np.arange(len(users)), counts)
+        place = np.arange(len(keep)) - starts[local_of]
+        depth = int(counts.max())
         R = np.full((len(users), depth), -1, dtype=np.int64)  # the users' rows, padded
         W = np.zeros((len(users), depth), dtype=np.float32)
-        for u, b in enumerate(users):
-            R[u, : len(rows[b])] = rows[b]
-            W[u, : len(rows[b])] = weights[b]
+        M = np.zeros((len(users), depth), dtype=np.int64)  # their items' ids
+        R[local_of, place] = r[keep]
+        W[local_of, place] = decayed(self.history_decay, self.history)[back[keep]]
+        M[local_of, place] = item_ids[keep]
         # summed in the user's order, as recommend sums its parts; users with the most rows
         # first, so that those with a row ``p`` are a prefix (no gather and scatter of scores)
         lens = (R >= 0).sum(axis=1)
@@ -408,7 +402,7 @@ class ItemEASE(ItemCooccurrence):
         picked = np.take_along_axis(scores, top, axis=1)
         u, j = np.nonzero(picked > 0)
         cols = top[u, j]
-        names = [mine[b] for b in users]
+        names = batch.vocab.names
 
         def explain(entries: np.ndarray) -> list[list[str]]:
             # the (up to) two user items whose rows add most to the candidate
@@ -417,8 +411,10 @@ class ItemEASE(ItemCooccurrence):
             lead = np.argsort(-parts, axis=1, kind="stable")[:, :2]
             adds = np.take_along_axis(parts, lead, axis=1) > 0
             return [
-                [names[x][p] for p, add in zip(lead_x, adds_x, strict=True) if add]
-                for x, lead_x, adds_x in zip(eu.tolist(), lead.tolist(), adds.tolist(), strict=True)
+                [names[mine[p]] for p, add in zip(lead_x, adds_x, strict=True) if add]
+                for mine, lead_x, adds_x in zip(
+                    M[eu].tolist(), lead.tolist(), adds.tolist(), strict=True
+                )
             ]
 
         return Proposals(

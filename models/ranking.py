@@ -180,6 +180,18 @@ class Vocab:
         return out
 
 
+def decayed(decay: float, places: int) -> np.ndarray:
+    """``1, decay, decay * decay, ...``: ``places`` weights, each the one before times ``decay``
+    (as a loop doing ``w *= decay`` has them; ``decay ** p`` can differ in the last bit).
+
+    >>> decayed(0.5, 3).tolist(), decayed(0.5, 0).tolist()
+    ([1.0, 0.5, 0.25], [])
+    """
+    if places <= 0:
+        return np.zeros(0)
+    return np.cumprod(np.r_[1.0, np.full(places - 1, decay)])
+
+
 class RankBatch:
     """The users to rank together, what each must not be shown, and the vocabulary."""
 
@@ -205,6 +217,8 @@ class RankBatch:
         self._pairs: tuple[np.ndarray, np.ndarray] | None = None
         #: the excluded items, sorted, and each excluded pair's cell among them (see allowed)
         self._compact: tuple[np.ndarray, np.ndarray] | None = None
+        #: :meth:`recent`'s answers, by depth
+        self._recent: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.users)
@@ -240,6 +254,38 @@ class RankBatch:
                 owner = np.repeat(np.arange(len(self.excludes), dtype=np.int64), sizes)
                 self._pairs = owner, self.vocab.intern(x for e in self.excludes for x in e)
         return self._pairs
+
+    def recent(self, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each user's ``depth`` most recent items (``UserState.recent``), latest first, as
+        flat arrays grouped by user in increasing order: the user's place in the batch, the
+        item's id and how many places back in the history it is (0: the latest). Worked out
+        once per batch and depth, for the sources that read the users' histories (a Python
+        loop over the items and a dictionary lookup each cost more than their ranking).
+
+        >>> vocab = Vocab()
+        >>> batch = RankBatch([UserState("u", recent=["a", "b", "c"]), UserState("v")],
+        ...                   [(), ()], vocab)
+        >>> owner, ids, back = batch.subset([0]).recent(2)
+        >>> owner.tolist(), [vocab.names[i] for i in ids], back.tolist()
+        ([0, 0], ['c', 'b'], [0, 1])
+        """
+        got = self._recent.get(depth)
+        if got is None:
+            if self._parent is not None:
+                owner, ids, back = self._parent[0].recent(depth)
+                mine = self._from_parent(owner)
+                keep = np.flatnonzero(mine >= 0)
+                keep = keep[np.argsort(mine[keep], kind="stable")]
+                got = mine[keep], ids[keep], back[keep]
+            else:
+                tails = [user.recent[-depth:] for user in self.users] if depth > 0 else []
+                sizes = np.fromiter(map(len, tails), dtype=np.int64, count=len(tails))
+                ids = self.vocab.intern([x for tail in tails for x in reversed(tail)])
+                owner = np.repeat(np.arange(len(tails), dtype=np.int64), sizes)
+                back = np.arange(len(ids)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+                got = owner, ids, back
+            self._recent[depth] = got
+        return got
 
     def set_pool(self, owner: np.ndarray, items: np.ndarray) -> None:
         """What the other sources proposed: item id ``items[e]`` to ``users[owner[e]]``."""

@@ -257,21 +257,23 @@ class SoftmaxBatches:
         """:meth:`recommend` for every user of ``batch`` at once: one matrix product of the
         users' contexts and the item (and tag) factors, in chunks of users; one top ``n``."""
         size = len(self._items)
-        users, ctxs, mines = [], [], []
-        for b, user in enumerate(batch.users):
-            ctx, mine = self._context(user)
-            if len(ctx):
-                users.append(b)
-                ctxs.append(ctx)
-                mines.append(mine)
-        if not users or n <= 0:
+        if n <= 0:
             return Proposals.empty()
-        # each user's recent items' weighted factors, padded with zeros, and their sums
-        lens = np.asarray([len(c) for c in ctxs])
+        # each user's recent items this model has rows for, latest first (``_context``)
+        at, item_ids, _ = batch.recent(self.history)
+        rows = batch.vocab.row_of(self._items)[item_ids]
+        keep = np.flatnonzero(rows >= 0)
+        if not len(keep):
+            return Proposals.empty()
+        users, starts, lens = np.unique(at[keep], return_index=True, return_counts=True)
+        local = np.repeat(np.arange(len(users)), lens)
+        place = np.arange(len(keep)) - starts[local]
         depth = int(lens.max())
         used = np.arange(depth)[None, :] < lens[:, None]
         C = np.zeros((len(users), depth), dtype=np.int64)
-        C[used] = np.concatenate(ctxs)
+        C[local, place] = rows[keep]
+        M = np.zeros((len(users), depth), dtype=np.int64)  # their items' ids
+        M[local, place] = item_ids[keep]
         P = self._pos[None, :depth, None] * self._E[C]
         P[~used] = 0.0
         H = P.sum(axis=1)
@@ -318,7 +320,8 @@ class SoftmaxBatches:
             adds = np.einsum("epd,ed->ep", P[eu], self._W[er])
             adds[np.arange(depth)[None, :] >= lens[eu, None]] = -np.inf  # padding
             lead = np.argmax(adds, axis=1)
-            return [[mines[x][p]] for x, p in zip(eu.tolist(), lead.tolist(), strict=True)]
+            names = batch.vocab.names
+            return [[names[i]] for i in M[eu, lead].tolist()]
 
         return Proposals(
             np.asarray(users, dtype=np.int64)[at], ids[rows], np.concatenate(scores), explain

@@ -17,6 +17,7 @@ from models.implicit_mf import ImplicitMF
 from models.ranking import (
     RankBatch,
     Vocab,
+    decayed,
     distinct,
     name_rank,
     sum_per_owner,
@@ -264,6 +265,40 @@ def test_a_batch_excludes_per_user() -> None:
     items = vocab.intern(["x", "z", "x", "y"])
     assert batch.allowed(owner, items).tolist() == [False, True, True, False]
     assert batch.subset([1]).allowed(np.array([0]), vocab.intern(["y"])).tolist() == [False]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_batchs_recent_items_are_each_users_latest_first_also_in_any_part_of_it(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    users = [
+        UserState(f"u{u}", recent=[f"i{x}" for x in rng.permutation(30)[: rng.integers(0, 12)]])
+        for u in range(8)
+    ]
+    vocab = Vocab()
+    batch = RankBatch(users, [()] * len(users), vocab)
+    part = sorted(rng.choice(len(users), size=5, replace=False).tolist())
+    for sub, members in ((batch, list(range(len(users)))), (batch.subset(part), part)):
+        for depth in (1, 5, 20):
+            owner, ids, back = sub.recent(depth)
+            expected = [
+                (b, item, p)
+                for b, member in enumerate(members)
+                for p, item in enumerate(reversed(users[member].recent[-depth:]))
+            ]
+            names = [vocab.names[i] for i in ids]
+            got = list(zip(owner.tolist(), names, back.tolist(), strict=True))
+            assert got == expected
+
+
+def test_decayed_weights_are_the_loops_repeated_products_to_the_bit() -> None:
+    for decay in (0.8, 0.5, 0.95, 1 / 3):
+        w, expected = 1.0, []
+        for _ in range(30):
+            expected.append(w)
+            w *= decay
+        assert decayed(decay, 30).tolist() == expected
 
 
 def test_the_blend_sums_in_the_users_phase_order_and_fills_from_the_fallback() -> None:
