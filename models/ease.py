@@ -47,7 +47,7 @@ from scipy.linalg import cython_lapack
 from models.base import Candidate, UserState
 from models.cf import ItemCooccurrence
 from models.common import top_rows
-from models.ranking import Proposals, RankBatch, decayed, top_dense
+from models.ranking import Proposals, RankBatch, decayed, runs_of, top_dense
 
 __all__ = ["ItemEASE", "solve_ease"]
 
@@ -366,11 +366,8 @@ class ItemEASE(ItemCooccurrence):
         keep = np.flatnonzero(r >= 0)
         if not len(keep):
             return Proposals.empty()
-        owner = at[keep]
-        users, starts, counts = np.unique(owner, return_index=True, return_counts=True)
-        local_of = np.repeat(np.arange(len(users)), counts)
-        place = np.arange(len(keep)) - starts[local_of]
-        depth = int(counts.max())
+        users, local_of, place = runs_of(at[keep])
+        depth = int(place.max()) + 1
         R = np.full((len(users), depth), -1, dtype=np.int64)  # the users' rows, padded
         W = np.zeros((len(users), depth), dtype=np.float32)
         M = np.zeros((len(users), depth), dtype=np.int64)  # their items' ids

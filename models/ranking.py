@@ -551,6 +551,20 @@ def run_starts(ordered: np.ndarray) -> np.ndarray:
     return first
 
 
+def runs_of(owner: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For entries grouped by ``owner`` in increasing order (non-empty): the distinct owners,
+    each entry's owner among them and its place in its owner's run: where each entry goes in
+    an owners x places matrix (padded per owner).
+
+    >>> [a.tolist() for a in runs_of(np.array([2, 2, 5, 7, 7, 7]))]
+    [[2, 5, 7], [0, 0, 1, 2, 2, 2], [0, 1, 0, 0, 1, 2]]
+    """
+    first = run_starts(owner)
+    group = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    return owner[starts], group, np.arange(len(owner)) - starts[group]
+
+
 def _rows_of(
     owner: np.ndarray, items: np.ndarray, row_of: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,7 @@ from models.ranking import (
     RankBatch,
     bulk_rows,
     run_starts,
+    runs_of,
     top_dense,
     unique_inverse,
 )
@@ -265,9 +266,8 @@ class SoftmaxBatches:
         keep = np.flatnonzero(rows >= 0)
         if not len(keep):
             return Proposals.empty()
-        users, starts, lens = np.unique(at[keep], return_index=True, return_counts=True)
-        local = np.repeat(np.arange(len(users)), lens)
-        place = np.arange(len(keep)) - starts[local]
+        users, local, place = runs_of(at[keep])
+        lens = np.bincount(local)
         depth = int(lens.max())
         used = np.arange(depth)[None, :] < lens[:, None]
         C = np.zeros((len(users), depth), dtype=np.int64)

@@ -20,6 +20,7 @@ from models.ranking import (
     decayed,
     distinct,
     name_rank,
+    runs_of,
     sum_per_owner,
     top_dense,
     top_of_sums,
@@ -290,6 +291,19 @@ def test_a_batchs_recent_items_are_each_users_latest_first_also_in_any_part_of_i
             names = [vocab.names[i] for i in ids]
             got = list(zip(owner.tolist(), names, back.tolist(), strict=True))
             assert got == expected
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_runs_of_grouped_owners_place_each_entry_in_its_owners_row(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    owner = np.sort(rng.integers(0, 30, size=int(rng.integers(1, 200))))
+    users, row, place = runs_of(owner)
+    assert users.tolist() == sorted(set(owner.tolist()))
+    assert (users[row] == owner).all()
+    seen: dict[int, int] = {}
+    for o, p in zip(owner.tolist(), place.tolist(), strict=True):
+        assert p == seen.get(o, 0)  # 0, 1, 2, ... along each owner's run
+        seen[o] = p + 1
 
 
 def test_decayed_weights_are_the_loops_repeated_products_to_the_bit() -> None:
