@@ -415,7 +415,7 @@ class ItemEASE(ItemCooccurrence):
             ]
 
         return Proposals(
-            np.asarray(users, dtype=np.int64)[u],
+            users[u],
             ids[cols],
             picked[u, j].astype(np.float64),
             explain,

@@ -261,17 +261,17 @@ class SoftmaxBatches:
         if n <= 0:
             return Proposals.empty()
         # each user's recent items this model has rows for, latest first (``_context``)
-        at, item_ids, _ = batch.recent(self.history)
-        rows = batch.vocab.row_of(self._items)[item_ids]
-        keep = np.flatnonzero(rows >= 0)
+        ctx_owner, item_ids, _ = batch.recent(self.history)
+        ctx_rows = batch.vocab.row_of(self._items)[item_ids]
+        keep = np.flatnonzero(ctx_rows >= 0)
         if not len(keep):
             return Proposals.empty()
-        users, local, place = runs_of(at[keep])
+        users, local, place = runs_of(ctx_owner[keep])
         lens = np.bincount(local)
         depth = int(lens.max())
         used = np.arange(depth)[None, :] < lens[:, None]
         C = np.zeros((len(users), depth), dtype=np.int64)
-        C[local, place] = rows[keep]
+        C[local, place] = ctx_rows[keep]
         M = np.zeros((len(users), depth), dtype=np.int64)  # their items' ids
         M[local, place] = item_ids[keep]
         P = self._pos[None, :depth, None] * self._E[C]
@@ -323,6 +323,4 @@ class SoftmaxBatches:
             names = batch.vocab.names
             return [[names[i]] for i in M[eu, lead].tolist()]
 
-        return Proposals(
-            np.asarray(users, dtype=np.int64)[at], ids[rows], np.concatenate(scores), explain
-        )
+        return Proposals(users[at], ids[rows], np.concatenate(scores), explain)
