@@ -72,7 +72,10 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
         seed: seed of the initialiser and the sampler.
         max_batch: events of a batch (:meth:`learn_many`) learned in one step, their gradients
             taken at its start against one shared draw of negatives
-            (:mod:`models.sequence_batch`); 1 learns one event at a time.
+            (:mod:`models.sequence_batch`); 1 learns one event at a time. 150, about a
+            worker's batch at 1,000 events/s: a third less learning than steps of 64, as
+            good in the hybrid (docs/EVALUATION.md); steps of 500 cost the softmax alone
+            8 % of its MovieLens hits.
         retrieval_items: ranking a batch of users (:meth:`propose`) scores the whole catalogue
             up to this many items; beyond, the most frequent recent targets (this many) and the
             items the hybrid's other sources proposed (the two-stage cut).
@@ -98,7 +101,7 @@ class NextItemSoftmax(SoftmaxBatches, Recommender):
         recent_share: float = 0.5,
         init_scale: float = 0.05,
         seed: int = 0,
-        max_batch: int = 64,
+        max_batch: int = 150,
         retrieval_items: int = 2000,
     ) -> None:
         if n_factors < 1 or not lr > 0 or history < 1 or not 0 < history_decay <= 1:
