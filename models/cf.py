@@ -46,7 +46,7 @@ from models.common import (
     top_rows,
 )
 from models.neighbours import NeighbourRows
-from models.ranking import Proposals, RankBatch, decayed, top_of_sums
+from models.ranking import Proposals, RankBatch, decayed, top_of_sums, unique_inverse
 
 __all__ = ["ItemCooccurrence"]
 
@@ -272,7 +272,7 @@ class ItemCooccurrence(Recommender):
         known = np.flatnonzero(rows_all >= 0)
         known = known[self._n[rows_all[known]] > 0]
         # each distinct item's neighbour row read once, into one flat pair of arrays
-        distinct, d = np.unique(rows_all[known], return_inverse=True)
+        distinct, d = unique_inverse(rows_all[known])
         sizes, keys, counts = self._co.gather(distinct.tolist())
         filled = sizes[d] > 0
         picked, d = known[filled], d[filled]
