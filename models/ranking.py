@@ -480,6 +480,15 @@ def sum_per_owner(
     return keys >> KEY_SHIFT, keys & ((1 << KEY_SHIFT) - 1), sums, inverse
 
 
+#: Cells of one block of :func:`top_of_sums`'s dense grid (2 MB of float64).
+_GRID_BLOCK = 1 << 18
+
+
+def _grouped(owner: np.ndarray) -> bool:
+    """Whether ``owner`` is in increasing order (grouped by owner)."""
+    return bool(len(owner) < 2 or (owner[1:] >= owner[:-1]).all())
+
+
 def _dense_fits(cells: int, entries: int) -> bool:
     """Whether ``entries`` are summed through a dense grid of ``cells`` (at most 16 cells an
     entry, or 65,536, and never more than 2 ** 25) rather than through their distinct pairs."""
@@ -512,15 +521,31 @@ def top_of_sums(
     cells = n_owners * n_cands
     if _dense_fits(cells, len(owner)) and np.isfinite(values).all():
         flat = owner * n_cands + cand
-        grid = np.bincount(flat, weights=values, minlength=cells)
-        grid[ex_owner * n_cands + ex_cand] = 0.0
-        grid = grid.reshape(n_owners, n_cands)
-        cols = top_dense(grid, n)
-        sums = np.take_along_axis(grid, cols, axis=1)
-        keep = sums > 0
-        rows = np.broadcast_to(np.arange(n_owners)[:, None], cols.shape)[keep]
-        chosen = cols[keep]
-        return rows, chosen, sums[keep], flat, rows * n_cands + chosen
+        ex_flat = ex_owner * n_cands + ex_cand
+        # a block of owners at a time (owners in increasing order): each grid stays in the
+        # cache between its passes (the sums, the exclusions, the top n), a quarter cheaper
+        # than one grid for a warm worker's batch (~480 users x 7,400 items)
+        step = max(1, _GRID_BLOCK // max(1, n_cands)) if _grouped(owner) else max(1, n_owners)
+        bounds = np.r_[np.arange(0, max(1, n_owners), step), n_owners]
+        at = np.searchsorted(owner, bounds) if step < n_owners else np.r_[0, len(owner)]
+        parts = []
+        for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
+            base = lo * n_cands
+            grid = np.bincount(
+                flat[at[b] : at[b + 1]] - base,
+                weights=values[at[b] : at[b + 1]],
+                minlength=(hi - lo) * n_cands,
+            )
+            banned = ex_flat if step >= n_owners else ex_flat[(ex_owner >= lo) & (ex_owner < hi)]
+            grid[banned - base] = 0.0
+            grid = grid.reshape(hi - lo, n_cands)
+            cols = top_dense(grid, n)
+            sums = np.take_along_axis(grid, cols, axis=1)
+            keep = sums > 0
+            rows = np.broadcast_to(np.arange(lo, hi)[:, None], cols.shape)[keep]
+            parts.append((rows, cols[keep], sums[keep]))
+        rows, chosen, sums = (np.concatenate(x) for x in zip(*parts, strict=True))
+        return rows, chosen, sums, flat, rows * n_cands + chosen
     k_owner, k_cand, sums, inverse = sum_per_owner(owner, cand, values, n_owners, n_cands)
     seen = np.isin(  # by a table of owner x candidate cells when it is small
         k_owner * n_cands + k_cand,

@@ -163,6 +163,29 @@ def test_the_best_sums_per_user_agree_on_the_dense_grid_and_the_distinct_pairs(
         assert dense[3].tolist() == (owner * 400 + cand).tolist()
 
 
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_dense_grid_summed_a_block_of_users_at_a_time_gives_the_whole_grids_pairs(
+    seed: int, grouped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of a few users' rows (a block size that does not divide the users, excluded
+    pairs in every block) give the very pairs, sums and keys of one grid of all users."""
+    from models import ranking
+
+    rng = np.random.default_rng(seed)
+    owner = rng.integers(0, 37, size=5_000)
+    owner = np.sort(owner) if grouped else owner
+    cand = rng.integers(0, 300, size=5_000)
+    values = rng.choice([0.5, 1.0, 2.0, -1.0], size=5_000)
+    excluded = (rng.integers(0, 37, size=400), rng.integers(0, 300, size=400))
+    whole = top_of_sums(owner, cand, values, 37, 300, 9, excluded)
+    monkeypatch.setattr(ranking, "_GRID_BLOCK", 5 * 300)  # blocks of 5 users
+    blocks = top_of_sums(owner, cand, values, 37, 300, 9, excluded)
+    assert len(whole[0]) > 200
+    for a, b in zip(whole, blocks, strict=True):
+        assert a.dtype == b.dtype and a.tolist() == b.tolist()
+
+
 @pytest.mark.parametrize("zeros", [0.0, 0.8])  # mostly zeros: partitioned the other way
 @pytest.mark.parametrize("seed", range(5))
 def test_top_dense_orders_each_row_and_breaks_ties_by_column_also_at_the_cut(
