@@ -32,7 +32,7 @@ from streams.settings import Settings
 from streams.worker.follow import follow
 from streams.worker.publish import send_keyed
 from streams.worker.records import BatchOutcome, Record, StateLost
-from streams.worker.replication import update_handler
+from streams.worker.replication import update_handler, update_headers, update_held
 from streams.worker.runtime import WorkerRuntime, explain
 from streams.worker.transport import Transport
 
@@ -161,6 +161,7 @@ def create_app(settings: Settings) -> faust.App:
                     producer,
                     updates.get_topic_name(),
                     [(f"{u['topic']}:{u['partition']}".encode(), encode(u)) for u in out.updates],
+                    [update_headers(u) for u in out.updates],
                 )
                 await asyncio.gather(*sent)
                 if rt.stuck is not None:
@@ -203,6 +204,7 @@ def create_app(settings: Settings) -> faust.App:
             positions,
             stopping=stopping,
             lock=rt.models.lock,
+            skip=update_held(rt.models),  # among them this worker's own: not decoded
         )
 
     @app.task

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -25,13 +25,15 @@ async def follow(
     stopping: Callable[[], bool],
     lock: asyncio.Lock,
     caught_up: asyncio.Event | None = None,
+    skip: Callable[[bytes | None, Sequence[tuple[str, bytes]]], bool] | None = None,
 ) -> None:
     """Read every partition of ``topic`` from ``positions`` (partition -> next offset; the
     beginning for a partition it lacks) and ``handle`` each record's value, keeping
     ``positions`` up to date, each under ``lock`` (the models'). A record ``handle`` fails on
     is logged and passed over (the topic's writers validated it; the error is this worker's).
     ``caught_up`` is set once every record the topic held when reading began is handled (at
-    once when the topic does not exist yet)."""
+    once when the topic does not exist yet). A record ``skip`` says is held already (from its
+    key and headers) is passed over without being handled."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
@@ -64,7 +66,8 @@ async def follow(
                 async with lock:
                     for msg in messages:
                         try:
-                            handle(msg.value)
+                            if skip is None or not skip(msg.key, msg.headers):
+                                handle(msg.value)
                         except Exception:
                             log.exception("%s:%s:%s not applied", topic, tp.partition, msg.offset)
                         positions[tp.partition] = msg.offset + 1

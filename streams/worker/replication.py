@@ -16,7 +16,7 @@ commute); factor models get the same steps in another order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,15 @@ from streams.schemas import ModelUpdate, UserContext
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
 
-__all__ = ["CONTEXT_ITEMS", "UpdateBuilder", "apply_update", "update_handler"]
+__all__ = [
+    "CONTEXT_ITEMS",
+    "LAST_HEADER",
+    "UpdateBuilder",
+    "apply_update",
+    "update_handler",
+    "update_headers",
+    "update_held",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +42,12 @@ log = logging.getLogger(__name__)
 #: CF's and EASE's windows, the sequence model's history); the next-item softmax's mask of a
 #: replica sees only these of a long history.
 CONTEXT_ITEMS = 64
+
+#: The record header of a ``model-updates`` record that carries its update's ``last`` offset
+#: (the record's key is the update's source ``topic:partition``): a worker whose models hold
+#: that offset passes the record over without decoding it (:func:`update_held`), as it does
+#: with every update it published itself.
+LAST_HEADER = "recstream-last"
 
 
 def context_of(user: UserState) -> dict[str, Any]:
@@ -148,6 +162,44 @@ def apply_update(owner: ModelOwner, update: ModelUpdate, *, history: int, idle_g
     apply_events(owner.engine, by_id, events, idle_gap=idle_gap, learn=flags, failed={})
     owner.advance({tp: update.last})
     return sum(flags)
+
+
+def update_headers(update: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """The headers a ``model-updates`` record of ``update`` (a built update) carries."""
+    return [(LAST_HEADER, str(update["last"]).encode())]
+
+
+def update_held(
+    owner: ModelOwner,
+) -> Callable[[bytes | None, Sequence[tuple[str, bytes]]], bool]:
+    """Whether a ``model-updates`` record (its key and headers) holds nothing ``owner``'s
+    models lack, told without decoding its value: what :func:`apply_update` finds first, from
+    the key (the source ``topic:partition``) and :data:`LAST_HEADER`. A record without them
+    (or with one that does not parse) is not held: it is decoded and applied as before.
+
+    >>> from models.hybrid import HybridRecommender
+    >>> owner = ModelOwner(HybridRecommender({}), store=None, interval=60.0)  # type: ignore
+    >>> owner.advance({"interactions:3": 41})
+    >>> held = update_held(owner)
+    >>> [held(b"interactions:3", [(LAST_HEADER, last)]) for last in (b"41", b"42", b"x")]
+    [True, False, False]
+    >>> held(b"interactions:3", []), held(None, [(LAST_HEADER, b"41")])
+    (False, False)
+    """
+
+    def held(key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> bool:
+        if key is None:
+            return False
+        for name, value in headers:
+            if name == LAST_HEADER:
+                try:
+                    last = int(value)
+                except ValueError:
+                    return False
+                return owner.holds(key.decode(errors="replace"), last)
+        return False
+
+    return held
 
 
 def update_handler(settings: Settings, owner: ModelOwner) -> Callable[[bytes | None], None]:

@@ -55,3 +55,30 @@ def test_records_sent_in_batches_arrive_once_on_their_keys_partition_in_order(
     for key in {k for k, _ in records}:  # one key's records in the order they were sent
         mine = sorted((r for r in got if r.key == key), key=lambda r: r.offset)
         assert [r.value for r in mine] == [v for k, v in records if k == key]
+
+
+def test_records_sent_with_headers_arrive_with_them(settings: Settings) -> None:
+    (topic,) = ensure_topics(settings, ["model-updates"])
+    records = [(f"interactions:{n % 3}".encode(), f"update {n}".encode()) for n in range(30)]
+    headers = [[("recstream-last", str(n).encode())] for n in range(30)]
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+        await producer.start()
+        try:
+            await asyncio.gather(*await send_keyed(producer, topic, records, headers))
+            with pytest.raises(ValueError, match="one headers sequence per record"):
+                await send_keyed(producer, topic, records, headers[:1])
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    got = sorted((r.value, r.key, list(r.headers)) for r in consumer)
+    consumer.close()
+    assert got == sorted((v, k, h) for (k, v), h in zip(records, headers, strict=True))
