@@ -525,18 +525,19 @@ def top_of_sums(
         # a block of owners at a time (owners in increasing order): each grid stays in the
         # cache between its passes (the sums, the exclusions, the top n), a quarter cheaper
         # than one grid for a warm worker's batch (~480 users x 7,400 items)
-        step = max(1, _GRID_BLOCK // max(1, n_cands)) if _grouped(owner) else max(1, n_owners)
-        bounds = np.r_[np.arange(0, max(1, n_owners), step), n_owners]
-        at = np.searchsorted(owner, bounds) if step < n_owners else np.r_[0, len(owner)]
+        step = max(1, _GRID_BLOCK // max(1, n_cands))
+        whole = step >= n_owners or not _grouped(owner)  # one grid
+        bounds = [0, n_owners] if whole else [*range(0, n_owners, step), n_owners]
+        at = [0, len(owner)] if whole else np.searchsorted(owner, bounds).tolist()
         parts = []
-        for b, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
+        for b, (lo, hi) in enumerate(itertools.pairwise(bounds)):
             base = lo * n_cands
             grid = np.bincount(
                 flat[at[b] : at[b + 1]] - base,
                 weights=values[at[b] : at[b + 1]],
                 minlength=(hi - lo) * n_cands,
             )
-            banned = ex_flat if step >= n_owners else ex_flat[(ex_owner >= lo) & (ex_owner < hi)]
+            banned = ex_flat if whole else ex_flat[(ex_owner >= lo) & (ex_owner < hi)]
             grid[banned - base] = 0.0
             grid = grid.reshape(hi - lo, n_cands)
             cols = top_dense(grid, n)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.settings import Settings
+from streams.worker.publish import Headers
 
 __all__ = ["follow"]
 
@@ -25,7 +26,7 @@ async def follow(
     stopping: Callable[[], bool],
     lock: asyncio.Lock,
     caught_up: asyncio.Event | None = None,
-    skip: Callable[[bytes | None, Sequence[tuple[str, bytes]]], bool] | None = None,
+    skip: Callable[[bytes | None, Headers], bool] | None = None,
 ) -> None:
     """Read every partition of ``topic`` from ``positions`` (partition -> next offset; the
     beginning for a partition it lacks) and ``handle`` each record's value, keeping

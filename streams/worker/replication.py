@@ -16,7 +16,7 @@ commute); factor models get the same steps in another order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from models.events import Event, apply_events, learn_event
 from streams.schemas import ModelUpdate, UserContext
 from streams.settings import Settings
 from streams.worker.owner import ModelOwner
+from streams.worker.publish import Headers
 
 __all__ = [
     "CONTEXT_ITEMS",
@@ -164,14 +165,14 @@ def apply_update(owner: ModelOwner, update: ModelUpdate, *, history: int, idle_g
     return sum(flags)
 
 
-def update_headers(update: dict[str, Any]) -> list[tuple[str, bytes]]:
+def update_headers(update: dict[str, Any]) -> Headers:
     """The headers a ``model-updates`` record of ``update`` (a built update) carries."""
     return [(LAST_HEADER, str(update["last"]).encode())]
 
 
 def update_held(
     owner: ModelOwner,
-) -> Callable[[bytes | None, Sequence[tuple[str, bytes]]], bool]:
+) -> Callable[[bytes | None, Headers], bool]:
     """Whether a ``model-updates`` record (its key and headers) holds nothing ``owner``'s
     models lack, told without decoding its value: what :func:`apply_update` finds first, from
     the key (the source ``topic:partition``) and :data:`LAST_HEADER`. A record without them
@@ -187,7 +188,7 @@ def update_held(
     (False, False)
     """
 
-    def held(key: bytes | None, headers: Sequence[tuple[str, bytes]]) -> bool:
+    def held(key: bytes | None, headers: Headers) -> bool:
         if key is None:
             return False
         for name, value in headers:
